@@ -1,0 +1,129 @@
+"""Config loading: strict keys and types, base inheritance, overrides, round trip, every recipe."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stsampler.config import Config, config_to_dict, load_config, save_config
+from stsampler.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def write(path: Path, values: dict) -> Path:
+    path.write_text(yaml.safe_dump(values), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def minimal(tmp_path: Path) -> Path:
+    return write(tmp_path / "run.yaml", {"name": "tiny", "data": {"split_dir": "splits"}})
+
+
+def test_defaults_fill_missing_keys(minimal: Path) -> None:
+    cfg = load_config(minimal)
+    assert cfg.name == "tiny"
+    assert cfg.data.split_dir == "splits"
+    assert cfg.data.num_frames == 16 and cfg.sampler.num_frames == 8
+    assert cfg.train.tasks_per_batch == 16 and cfg.train.lr == pytest.approx(1e-3)
+
+
+def test_unknown_key_names_path_and_suggests(tmp_path: Path) -> None:
+    path = write(tmp_path / "bad.yaml", {"data": {"split_dir": "s"}, "train": {"lr": 0.1, "tasks_per_bacth": 4}})
+    with pytest.raises(ConfigError, match=r"train\.tasks_per_bacth.*did you mean 'train\.tasks_per_batch'"):
+        load_config(path)
+
+
+def test_unknown_section_suggests(tmp_path: Path) -> None:
+    path = write(tmp_path / "bad.yaml", {"data": {"split_dir": "s"}, "sampeler": {"kind": "uniform"}})
+    with pytest.raises(ConfigError, match=r"'sampeler'.*did you mean 'sampler'"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("train.way", "five", "int"),
+        ("train.way", True, "int"),
+        ("data.flip", "yes please", "bool or null"),
+        ("train.lr", "fast", "float"),
+        ("sampler.kind", "magic", "one of 'uniform'"),
+        ("model.head_args", [1, 2], "dict"),
+    ],
+)
+def test_wrong_type_names_key_type_and_value(minimal: Path, key: str, value, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(minimal, [f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"])
+    message = str(info.value)
+    assert key in message and expected in message and repr(value) in message
+
+
+def test_overrides_parse_yaml_values(minimal: Path) -> None:
+    cfg = load_config(
+        minimal,
+        ["train.lr=1e-2", "data.flip=null", "sampler.kind=uniform", "model.head_args={temperature: 2.5}",
+         "train.clip_grad=5"],
+    )
+    assert cfg.train.lr == pytest.approx(0.01)
+    assert cfg.data.flip is None
+    assert cfg.sampler.kind == "uniform"
+    assert cfg.model.head_args == {"temperature": 2.5}
+    assert cfg.train.clip_grad == 5.0 and isinstance(cfg.train.clip_grad, float)
+
+
+def test_override_errors(minimal: Path) -> None:
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        load_config(minimal, ["train.lr"])
+    with pytest.raises(ConfigError, match=r"train\.learning_rate"):
+        load_config(minimal, ["train.learning_rate=0.1"])
+
+
+def test_base_inheritance_deep_merges(tmp_path: Path) -> None:
+    (tmp_path / "bases").mkdir()
+    write(tmp_path / "bases" / "root.yaml", {
+        "data": {"benchmark": "ucf101", "num_frames": 12},
+        "model": {"head": "otam", "head_args": {"a": 1, "b": 2}},
+        "train": {"lr": 0.5, "way": 3},
+    })
+    write(tmp_path / "bases" / "mid.yaml", {"base": "root.yaml", "train": {"way": 4}})
+    child = write(tmp_path / "child.yaml", {
+        "base": "bases/mid.yaml", "model": {"head_args": {"b": 3}}, "train": {"shot": 5},
+    })
+    cfg = load_config(child, ["train.way=6"])
+    assert cfg.data.benchmark == "ucf101" and cfg.data.num_frames == 12
+    assert cfg.model.head == "otam" and cfg.model.head_args == {"a": 1, "b": 3}
+    assert (cfg.train.lr, cfg.train.way, cfg.train.shot) == (0.5, 6, 5)
+
+
+def test_base_cycle_and_missing_file(tmp_path: Path) -> None:
+    write(tmp_path / "a.yaml", {"base": "b.yaml"})
+    write(tmp_path / "b.yaml", {"base": "a.yaml"})
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "a.yaml")
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_cross_field_checks(minimal: Path) -> None:
+    with pytest.raises(ConfigError, match="exactly one"):
+        load_config(minimal, ["data.benchmark=ucf101"])
+    with pytest.raises(ConfigError, match="cannot exceed"):
+        load_config(minimal, ["sampler.num_frames=32"])
+
+
+def test_round_trip(minimal: Path, tmp_path: Path) -> None:
+    cfg = load_config(minimal, ["train.shot=5", "model.head_args={temperature: 3.0}", "sampler.noise=gumbel"])
+    out = save_config(cfg, tmp_path / "out" / "config.yaml")
+    again = load_config(out)
+    assert isinstance(again, Config)
+    assert config_to_dict(again) == config_to_dict(cfg)
+
+
+def test_every_shipped_config_loads() -> None:
+    files = sorted(p for p in CONFIGS.rglob("*.yaml"))
+    assert files, f"no configs under {CONFIGS}"
+    for path in files:
+        cfg = load_config(path)
+        assert isinstance(cfg, Config), path
