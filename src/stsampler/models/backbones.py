@@ -1,0 +1,138 @@
+"""Frame encoders: a 2-D CNN mapping frames ``[N, 3, H, W]`` to pooled embeddings ``[N, D]``.
+
+``build_backbone(name, pretrained, weights_path)`` is the only constructor the rest of the library
+uses. Known names are the keys of :data:`BACKBONES`: torchvision ResNet-18/34/50 (classifier removed,
+global-average-pooled) and ``smallcnn``, a four-block CNN for CPU-sized experiments at 64-112 px.
+Every backbone runs in channels_last memory format; inputs are converted on entry.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from functools import partial
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from stsampler.errors import CheckpointError, ConfigError
+
+
+class Backbone(nn.Module):
+    """A frame encoder: ``forward(frames [N, 3, H, W]) -> [N, out_dim]``.
+
+    Attributes:
+        trunk: the wrapped network; its ``state_dict`` is what ``weights_path`` files hold.
+        out_dim: size D of one frame embedding.
+    """
+
+    def __init__(self, trunk: nn.Module, out_dim: int) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.out_dim = out_dim
+        self.to(memory_format=torch.channels_last)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """Embed frames: float ``[N, 3, H, W]`` -> ``[N, out_dim]``."""
+        return self.trunk(frames.contiguous(memory_format=torch.channels_last)).flatten(1)
+
+
+def _resnet(
+    factory: Callable[..., torchvision.models.ResNet],
+    weights: torchvision.models.WeightsEnum,
+    pretrained: bool,
+) -> Backbone:
+    """A torchvision ResNet with its ``fc`` replaced by the identity (output: pooled conv5 features)."""
+    try:
+        model = factory(weights=weights if pretrained else None)
+    except OSError as exc:
+        raise CheckpointError(
+            f"could not fetch the ImageNet weights {weights} ({exc}); download {weights.url} "
+            "elsewhere and pass its path as weights_path instead of pretrained"
+        ) from exc
+    out_dim = model.fc.in_features
+    model.fc = nn.Identity()
+    return Backbone(model, out_dim)
+
+
+def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    """3x3 stride-2 convolution, batch norm, ReLU: halves the spatial size."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+def _small_cnn(pretrained: bool, widths: tuple[int, ...] = (32, 64, 128, 256)) -> Backbone:
+    """Four conv-BN-ReLU blocks (channels 32-64-128-256, each stride 2) and global average pooling.
+
+    At 112 px the last feature map is 7x7; out_dim is 256. There are no pretrained weights.
+    """
+    if pretrained:
+        raise ConfigError("backbone 'smallcnn' has no pretrained weights; set pretrained to false")
+    channels = (3, *widths)
+    blocks = [_conv_block(c_in, c_out) for c_in, c_out in zip(channels[:-1], channels[1:])]
+    trunk = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return Backbone(trunk, widths[-1])
+
+
+BACKBONES: dict[str, Callable[[bool], Backbone]] = {
+    "resnet18": partial(_resnet, torchvision.models.resnet18, torchvision.models.ResNet18_Weights.IMAGENET1K_V1),
+    "resnet34": partial(_resnet, torchvision.models.resnet34, torchvision.models.ResNet34_Weights.IMAGENET1K_V1),
+    "resnet50": partial(_resnet, torchvision.models.resnet50, torchvision.models.ResNet50_Weights.IMAGENET1K_V2),
+    "smallcnn": _small_cnn,
+}
+"""Backbone name -> builder taking ``pretrained`` (ImageNet weights through torchvision's weights API)."""
+
+
+def load_trunk_weights(backbone: Backbone, path: str | os.PathLike) -> None:
+    """Load a local state_dict file (torchvision key names) into ``backbone.trunk``.
+
+    Keys of a classifier (``fc.*``) in the file are ignored, since the backbone has none. Raises
+    CheckpointError when the file is missing or unreadable, or when its keys or shapes do not match.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"backbone weights file {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt or foreign files
+        raise CheckpointError(f"cannot read backbone weights {path}: {exc}") from exc
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} is not a state_dict (a mapping from names to tensors)")
+    state = {key: value for key, value in state.items() if not key.startswith("fc.")}
+    expected = backbone.trunk.state_dict()
+    missing = sorted(expected.keys() - state.keys())
+    unexpected = sorted(state.keys() - expected.keys())
+    reshaped = sorted(k for k in expected.keys() & state.keys() if expected[k].shape != state[k].shape)
+    if missing or unexpected or reshaped:
+        raise CheckpointError(
+            f"{path} does not fit this backbone: {len(missing)} missing keys {missing[:5]}, "
+            f"{len(unexpected)} unexpected keys {unexpected[:5]}, "
+            f"{len(reshaped)} keys of another shape {reshaped[:5]}"
+        )
+    backbone.trunk.load_state_dict(state)
+
+
+def build_backbone(name: str, pretrained: bool = False, weights_path: str | os.PathLike | None = None) -> Backbone:
+    """Build a frame encoder by name.
+
+    Args:
+        name: one of :data:`BACKBONES`.
+        pretrained: start from torchvision's ImageNet weights (downloaded once into the torch hub cache).
+        weights_path: start from a local state_dict file instead (see :func:`load_trunk_weights`).
+
+    Raises:
+        ConfigError: unknown name, or both ``pretrained`` and ``weights_path`` given.
+        CheckpointError: the weights cannot be fetched, read or do not fit.
+    """
+    if name not in BACKBONES:
+        raise ConfigError(f"unknown backbone {name!r}; known backbones: {', '.join(sorted(BACKBONES))}")
+    if pretrained and weights_path is not None:
+        raise ConfigError("give either pretrained or weights_path for the backbone, not both")
+    backbone = BACKBONES[name](pretrained)
+    if weights_path is not None:
+        load_trunk_weights(backbone, weights_path)
+    return backbone
