@@ -1,0 +1,115 @@
+"""Frame backbones: output sizes, channels_last, weight loading and errors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from stsampler.errors import CheckpointError, ConfigError
+from stsampler.models.backbones import BACKBONES, build_backbone
+
+
+def test_registry_names() -> None:
+    assert set(BACKBONES) == {"resnet18", "resnet34", "resnet50", "smallcnn"}
+
+
+@pytest.mark.parametrize(("name", "out_dim"), [("smallcnn", 256), ("resnet18", 512)])
+def test_output_size(name: str, out_dim: int) -> None:
+    backbone = build_backbone(name).eval()
+    assert backbone.out_dim == out_dim
+    with torch.no_grad():
+        assert backbone(torch.randn(3, 3, 64, 64)).shape == (3, out_dim)
+
+
+def test_resnet50_is_the_pooled_conv5_trunk() -> None:
+    backbone = build_backbone("resnet50")
+    assert backbone.out_dim == 2048 and isinstance(backbone.trunk.fc, torch.nn.Identity)
+
+
+def test_smallcnn_gradients_reach_every_parameter() -> None:
+    backbone = build_backbone("smallcnn")
+    backbone(torch.randn(2, 3, 32, 32)).pow(2).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in backbone.parameters())
+
+
+@pytest.mark.parametrize("name", ["smallcnn", "resnet18"])
+def test_weights_and_inputs_are_channels_last(name: str) -> None:
+    backbone = build_backbone(name).eval()
+    convs = [m for m in backbone.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    seen = []
+    convs[0].register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    frames = torch.randn(2, 3, 32, 32)
+    assert frames.is_contiguous() and not frames.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        backbone(frames)
+    assert seen[0].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_unknown_name_lists_known_names() -> None:
+    with pytest.raises(ConfigError, match="resnet18, resnet34, resnet50, smallcnn"):
+        build_backbone("vgg16")
+
+
+def test_invalid_weight_options() -> None:
+    with pytest.raises(ConfigError, match="no pretrained"):
+        build_backbone("smallcnn", pretrained=True)
+    with pytest.raises(ConfigError, match="not both"):
+        build_backbone("resnet18", pretrained=True, weights_path="x.pth")
+
+
+def test_weights_path_loads_a_smallcnn_state_dict(tmp_path: Path) -> None:
+    source = build_backbone("smallcnn")
+    for parameter in source.parameters():
+        torch.nn.init.normal_(parameter)
+    torch.save(source.trunk.state_dict(), tmp_path / "small.pth")
+    loaded = build_backbone("smallcnn", weights_path=tmp_path / "small.pth")
+    for key, value in source.trunk.state_dict().items():
+        torch.testing.assert_close(loaded.trunk.state_dict()[key], value)
+
+
+def test_weights_path_loads_a_torchvision_file_and_ignores_its_classifier(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    reference = torchvision.models.resnet18()
+    torch.save(reference.state_dict(), tmp_path / "resnet18.pth")
+    torch.manual_seed(2)
+    backbone = build_backbone("resnet18", weights_path=str(tmp_path / "resnet18.pth"))
+    torch.testing.assert_close(backbone.trunk.conv1.weight, reference.conv1.weight)
+    torch.testing.assert_close(backbone.trunk.layer4[1].bn2.running_mean, reference.layer4[1].bn2.running_mean)
+
+
+def test_pretrained_uses_torchvision_weights_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A file already in the torch hub cache is used without any download.
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.manual_seed(3)
+    reference = torchvision.models.resnet18()
+    torch.save(reference.state_dict(), cache / Path(weights.url).name)
+    backbone = build_backbone("resnet18", pretrained=True)
+    torch.testing.assert_close(backbone.trunk.layer1[0].conv1.weight, reference.layer1[0].conv1.weight)
+
+
+def test_mismatched_weights_file_raises_checkpoint_error(tmp_path: Path) -> None:
+    torch.save(build_backbone("smallcnn").trunk.state_dict(), tmp_path / "small.pth")
+    with pytest.raises(CheckpointError, match="missing keys"):
+        build_backbone("resnet18", weights_path=tmp_path / "small.pth")
+    state = build_backbone("smallcnn").trunk.state_dict()
+    state["0.0.weight"] = torch.zeros(8, 3, 3, 3)
+    torch.save(state, tmp_path / "narrow.pth")
+    with pytest.raises(CheckpointError, match=r"1 keys of another shape \['0.0.weight'\]"):
+        build_backbone("smallcnn", weights_path=tmp_path / "narrow.pth")
+
+
+def test_missing_or_foreign_weights_file_raises_checkpoint_error(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="does not exist"):
+        build_backbone("smallcnn", weights_path=tmp_path / "absent.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        build_backbone("smallcnn", weights_path=tmp_path / "junk.pth")
+    torch.save([torch.zeros(1)], tmp_path / "list.pth")
+    with pytest.raises(CheckpointError, match="not a state_dict"):
+        build_backbone("smallcnn", weights_path=tmp_path / "list.pth")
