@@ -1,0 +1,234 @@
+"""STSampler: the task-adaptive spatial-temporal sampler (scanner + selector + amplifier + task learner).
+
+One forward pass over an episode (``docs/method.md`` section 2):
+
+1. the scanner sees all B * M dense frames at low resolution in one batch: f_i ``[B, M, D]``,
+   g_X ``[B, D]`` and stage maps;
+2. the task learner turns the support rows' g_X into w2 and w_s, shared by every row of the
+   episode (support and queries), so a query never depends on other queries;
+3. the selector scores the frames and builds the indicator Y ``[B, T, M]``;
+4. the amplifier's saliency S ``[B, M, h, w]`` is selected the same way (Y S) and warps Y X.
+
+The work is split in two so that inference can scan cheap low-resolution copies of all M frames and
+decode only the T selected frames at full resolution: :meth:`STSampler.plan` (scan, adapt, select)
+and :meth:`STSampler.apply` (amplify the selected frames). :meth:`STSampler.forward` is plan +
+gather + apply. :meth:`STSampler.task_params` lets inference adapt to a support set once and reuse
+the result for any number of query batches (``task=``).
+
+Evaluation callers should wrap calls in ``torch.inference_mode()``; the module does not force it.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from stsampler.errors import ConfigError, StsamplerError
+from stsampler.samplers.amplifier import SpatialAmplifier
+from stsampler.samplers.base import FrameSampler, SamplerOutput
+from stsampler.samplers.baselines import gather_frames, uniform_indices
+from stsampler.samplers.scanner import Scanner
+from stsampler.samplers.selector import TemporalSelector
+from stsampler.samplers.task_learner import TaskAdaptiveLearner, TaskParams
+
+
+class SamplePlan(NamedTuple):
+    """Which frames to take and how to warp them, for B videos.
+
+    Attributes:
+        indices: selected dense-frame indices ``[B, T]`` int64, ascending.
+        indicator: selection matrix ``[B, T, M]`` (soft in training with the temporal selector).
+        scores: frame scores ``[B, M]`` in [0, 1], or None without the temporal selector.
+        saliency: saliency of the selected frames ``[B, T, h, w]``, or None without amplification.
+        video_feature: scan feature g_X ``[B, D]``.
+    """
+
+    indices: torch.Tensor
+    indicator: torch.Tensor
+    scores: torch.Tensor | None
+    saliency: torch.Tensor | None
+    video_feature: torch.Tensor
+
+
+class STSampler(FrameSampler):
+    """The learned sampler, with a switch per component for the paper's ablation.
+
+    Args:
+        num_frames: T, frames handed to the recogniser.
+        temporal: learn which frames to take; off -> uniform segment centres (one-hot indicator).
+        spatial: warp the selected frames by their saliency; off -> frames unchanged.
+        task_adaptive: generate w2 / w_s from the support set; off -> fixed learned w2 / w_s.
+            Needs something to adapt: the temporal selector or the ``"paper"`` saliency.
+        saliency: ``"paper"`` (attention weighted by w_s) or ``"code"`` (parameter-free).
+        scanner_arch, pretrained, scan_size: the scanner (see :class:`Scanner`).
+        max_zoom: magnification cap of the amplifier.
+        num_samples, sigma, noise, control_variate: the perturbed top-k used in training.
+        hidden: evaluator hidden width (size of w2).
+
+    Attributes:
+        generator: optional ``torch.Generator`` for every random draw in training (the perturbation
+            noise and the task latent's eps); set it for reproducible runs.
+        sigma: the perturbation scale, settable (the trainer applies its schedule through it).
+    """
+
+    def __init__(
+        self,
+        num_frames: int = 8,
+        temporal: bool = True,
+        spatial: bool = True,
+        task_adaptive: bool = True,
+        saliency: str = "paper",
+        scanner_arch: str = "shufflenet_v2_x0_5",
+        pretrained: bool = False,
+        scan_size: int = 64,
+        max_zoom: float = 4.0,
+        num_samples: int = 500,
+        sigma: float = 0.05,
+        noise: str = "normal",
+        control_variate: bool = False,
+        hidden: int = 512,
+    ) -> None:
+        super().__init__()
+        self.num_frames = num_frames
+        self.scanner = Scanner(scanner_arch, pretrained=pretrained, scan_size=scan_size)
+        self.feature_dim = self.scanner.out_dim
+        self.selector = (
+            TemporalSelector(self.feature_dim, num_frames, hidden, num_samples, sigma, noise, control_variate)
+            if temporal
+            else None
+        )
+        self.amplifier = (
+            SpatialAmplifier(sum(self.scanner.map_channels), saliency, max_zoom) if spatial else None
+        )
+        adapts_saliency = self.amplifier is not None and self.amplifier.needs_weights
+        if task_adaptive and not (temporal or adapts_saliency):
+            raise ConfigError("task_adaptive needs temporal=True or spatial=True with saliency='paper'")
+        self.task_learner = (
+            TaskAdaptiveLearner(
+                self.feature_dim,
+                ts_dim=hidden if temporal else None,
+                sa_dim=sum(self.scanner.map_channels) if adapts_saliency else None,
+            )
+            if task_adaptive
+            else None
+        )
+        self.generator: torch.Generator | None = None
+        self._sigma = sigma
+
+    @property
+    def sigma(self) -> float:
+        """Perturbation scale of the training-time top-k."""
+        return self._sigma
+
+    @sigma.setter
+    def sigma(self, value: float) -> None:
+        self._sigma = value
+        if self.selector is not None:
+            self.selector.sigma = value
+
+    def scan(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """Scan all frames of ``clips [B, M, 3, h, w]`` in one batch.
+
+        Returns:
+            Frame features ``[B, M, D]``, video features g_X ``[B, D]`` and the stage maps of the
+            B * M frames (video-major).
+        """
+        b, m = clips.shape[:2]
+        out = self.scanner(clips.flatten(0, 1))
+        frame_features = out.features.view(b, m, -1)
+        return frame_features, frame_features.mean(dim=1), out.maps
+
+    def task_params(self, support_features: torch.Tensor) -> TaskParams | None:
+        """Adapt to a support set: ``support_features [S, D]`` (g_X) -> :class:`TaskParams`.
+
+        None when the sampler is not task-adaptive. Cache the result and pass it as ``task=``.
+        """
+        if self.task_learner is None:
+            return None
+        return self.task_learner(support_features, generator=self.generator)
+
+    def plan(self, scan_clips: torch.Tensor, is_support: torch.Tensor, task: TaskParams | None = None) -> SamplePlan:
+        """Scan, adapt and select.
+
+        Args:
+            scan_clips: normalised dense clips at any resolution ``[B, M, 3, h, w]`` (the scanner
+                resizes them to its scan size, so a low-resolution copy suffices).
+            is_support: bool ``[B]``; the support rows generate the task parameters unless ``task``
+                is given.
+            task: precomputed task parameters (from :meth:`task_params`), e.g. for query batches
+                scored against a cached support set.
+
+        Raises:
+            StsamplerError: task-adaptive, no ``task`` and no support row.
+        """
+        frame_features, video_feature, maps = self.scan(scan_clips)
+        if task is None and self.task_learner is not None:
+            support = video_feature[is_support.to(video_feature.device)]
+            if support.shape[0] == 0:
+                raise StsamplerError(
+                    "the batch has no support video to adapt to: pass task=sampler.task_params(support_g)"
+                )
+            task = self.task_params(support)
+        b, m = frame_features.shape[:2]
+        if self.selector is not None:
+            w2 = task.w2 if task is not None else None
+            selection = self.selector(frame_features, video_feature, w2=w2, generator=self.generator)
+            indicator, indices, scores = selection.indicator, selection.indices, selection.scores
+        else:
+            indices = uniform_indices(m, self.num_frames, b, frame_features.device)
+            indicator = F.one_hot(indices, m).to(frame_features.dtype)
+            scores = None
+        saliency = None
+        if self.amplifier is not None:
+            w_s = task.w_s if task is not None else None
+            dense_saliency = self.amplifier.saliency(maps, w_s).view(b, m, *maps[0].shape[-2:])
+            saliency = torch.einsum("btm,bmhw->bthw", indicator.to(dense_saliency.dtype), dense_saliency)
+        return SamplePlan(indices=indices, indicator=indicator, scores=scores, saliency=saliency, video_feature=video_feature)
+
+    def select(self, clips: torch.Tensor, plan: SamplePlan) -> torch.Tensor:
+        """The selected frames Y X ``[B, T, 3, H, W]`` of ``clips [B, M, 3, H, W]``.
+
+        A soft, differentiable indicator mixes frames (gradients reach the scores); a hard one
+        gathers them.
+        """
+        if plan.indicator.requires_grad:
+            return torch.einsum("btm,bmchw->btchw", plan.indicator.to(clips.dtype), clips)
+        return gather_frames(clips, plan.indices)
+
+    def warp(self, plan: SamplePlan, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Amplify selected frames ``[B, T, 3, H, W]`` by the plan's saliency.
+
+        Returns:
+            The amplified frames ``[B, T, 3, H, W]`` and the grid ``[B, T, H, W, 2]`` (None and the
+            frames unchanged without the spatial amplifier).
+        """
+        if self.amplifier is None or plan.saliency is None:
+            return frames, None
+        b, t, c, h, w = frames.shape
+        warped, grid = self.amplifier(frames.flatten(0, 1), plan.saliency.flatten(0, 1))
+        return warped.view(b, t, c, h, w), grid.view(b, t, h, w, 2)
+
+    def apply(self, plan: SamplePlan, frames: torch.Tensor) -> torch.Tensor:
+        """Amplify the T selected frames, decoded at full resolution: ``[B, T, 3, H, W]`` -> same."""
+        return self.warp(plan, frames)[0]
+
+    def forward(self, clips: torch.Tensor, is_support: torch.Tensor, task: TaskParams | None = None) -> SamplerOutput:
+        """Sample an episode (or a batch of queries with ``task=``).
+
+        Args:
+            clips: normalised dense clips ``[B, M, 3, H, W]``.
+            is_support: bool ``[B]``.
+            task: precomputed task parameters; None adapts to the batch's support rows.
+        """
+        plan = self.plan(clips, is_support, task)
+        frames, grid = self.warp(plan, self.select(clips, plan))
+        return SamplerOutput(
+            frames=frames,
+            indices=plan.indices,
+            indicator=plan.indicator,
+            scores=plan.scores,
+            saliency=plan.saliency,
+            grid=grid,
+            video_feature=plan.video_feature,
+        )

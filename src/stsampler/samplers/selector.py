@@ -1,0 +1,127 @@
+"""The temporal selector: scores every dense frame and picks the top T in temporal order.
+
+Evaluator (``docs/method.md`` section 2.3): ``s_i = w2 . ReLU(W1 (cat(f_i, g_X) + PE(i)))`` with a
+sinusoidal position encoding PE of the frame index, scores min-max normalised per video to [0, 1].
+Training selects with the differentiable perturbed top-k, evaluation with the hard top-k.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stsampler.ops.topk import hard_topk, perturbed_topk
+from stsampler.samplers.amplifier import minmax_normalise
+
+
+def sinusoidal_encoding(num_positions: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
+    """Transformer position encoding ``[num_positions, dim]`` (sin on even, cos on odd channels)."""
+    position = torch.arange(num_positions, device=device, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    angle = position * freq
+    encoding = torch.zeros(num_positions, dim, device=device)
+    encoding[:, 0::2] = torch.sin(angle)
+    encoding[:, 1::2] = torch.cos(angle[:, : dim // 2])
+    return encoding
+
+
+class Selection(NamedTuple):
+    """The selector's result for B videos of M frames.
+
+    Attributes:
+        scores: per-frame scores ``[B, M]`` in [0, 1].
+        indicator: ``[B, T, M]``: soft (perturbed top-k) in training, one-hot in evaluation; rows in
+            temporal order.
+        indices: ``[B, T]`` int64 ascending: the hard top-k of the unperturbed scores.
+    """
+
+    scores: torch.Tensor
+    indicator: torch.Tensor
+    indices: torch.Tensor
+
+
+class TemporalSelector(nn.Module):
+    """Frame evaluator plus top-k selection.
+
+    Args:
+        feature_dim: frame feature size D (the evaluator input is 2 D: frame and video feature).
+        num_frames: T, frames to select.
+        hidden: evaluator hidden width (the size of w2).
+        num_samples: noise samples of the perturbed top-k.
+        sigma: perturbation scale; a plain attribute the trainer updates from its schedule.
+        noise: ``"normal"`` or ``"gumbel"``.
+        control_variate: use the control variate in the perturbed top-k gradient.
+
+    The evaluator's last weight w2 is its own parameter unless the caller passes generated weights
+    (the task-adaptive learner); either way it is used with unit norm.
+    """
+
+    def __init__(
+        self,
+        feature_dim: int = 1024,
+        num_frames: int = 8,
+        hidden: int = 512,
+        num_samples: int = 500,
+        sigma: float = 0.05,
+        noise: str = "normal",
+        control_variate: bool = False,
+    ) -> None:
+        super().__init__()
+        self.num_frames = num_frames
+        self.w1 = nn.Linear(2 * feature_dim, hidden)
+        self.w2 = nn.Parameter(torch.full((hidden,), hidden**-0.5))
+        self.num_samples = num_samples
+        self.sigma = sigma
+        self.noise = noise
+        self.control_variate = control_variate
+
+    def score(self, frame_features: torch.Tensor, video_feature: torch.Tensor, w2: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores ``[B, M]`` in [0, 1].
+
+        Args:
+            frame_features: f_i ``[B, M, D]``.
+            video_feature: g_X ``[B, D]``.
+            w2: generated last-layer weights ``[hidden]`` or ``[B, hidden]`` (unit norm); None uses
+                the module's own w2.
+        """
+        b, m, d = frame_features.shape
+        pairs = torch.cat([frame_features, video_feature[:, None, :].expand(b, m, d)], dim=-1)
+        pairs = pairs + sinusoidal_encoding(m, 2 * d, pairs.device).to(pairs.dtype)
+        hidden = F.relu(self.w1(pairs))
+        weights = w2 if w2 is not None else F.normalize(self.w2, dim=0)
+        raw = (hidden * weights.reshape(-1, 1, hidden.shape[-1])).sum(dim=-1)
+        return minmax_normalise(raw, dims=(1,))
+
+    def forward(
+        self,
+        frame_features: torch.Tensor,
+        video_feature: torch.Tensor,
+        w2: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Selection:
+        """Score and select T frames per video.
+
+        Args:
+            frame_features: f_i ``[B, M, D]``.
+            video_feature: g_X ``[B, D]``.
+            w2: generated weights ``[hidden]`` or ``[B, hidden]``, or None (own parameter).
+            generator: source of the perturbation noise in training (reproducible runs).
+        """
+        scores = self.score(frame_features, video_feature, w2)
+        hard = hard_topk(scores, self.num_frames)
+        indices = hard.argmax(dim=-1)
+        if not self.training:
+            return Selection(scores=scores, indicator=hard, indices=indices)
+        indicator = perturbed_topk(
+            scores,
+            self.num_frames,
+            num_samples=self.num_samples,
+            sigma=self.sigma,
+            noise=self.noise,
+            control_variate=self.control_variate,
+            generator=generator,
+        )
+        return Selection(scores=scores, indicator=indicator, indices=indices)

@@ -1,0 +1,75 @@
+"""Scanner: shapes, no max-pool, frozen batch norm, no downloads without pretrained weights."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from stsampler.errors import ConfigError
+from stsampler.samplers.scanner import Scanner
+
+
+@pytest.fixture(scope="module")
+def scanner() -> Scanner:
+    torch.manual_seed(0)
+    return Scanner().eval()
+
+
+def test_shapes_at_scan_size(scanner: Scanner) -> None:
+    out = scanner(torch.randn(3, 3, 64, 64))
+    assert out.features.shape == (3, scanner.out_dim) == (3, 1024)
+    assert [m.shape[1] for m in out.maps] == scanner.map_channels == [48, 96, 192]
+    assert [tuple(m.shape[-2:]) for m in out.maps] == [(16, 16), (8, 8), (4, 4)]
+
+
+def test_input_is_resized_to_scan_size(scanner: Scanner) -> None:
+    frames = torch.randn(2, 3, 64, 64)
+    big = torch.nn.functional.interpolate(frames, size=(128, 128), mode="nearest")
+    out = scanner(big)
+    assert out.features.shape == (2, 1024)
+    assert tuple(out.maps[0].shape[-2:]) == (16, 16)
+
+
+def test_other_scan_size_keeps_map_size() -> None:
+    out = Scanner(scan_size=96, map_size=16).eval()(torch.randn(1, 3, 96, 96))
+    assert tuple(out.maps[0].shape[-2:]) == (16, 16)
+    assert tuple(out.maps[1].shape[-2:]) == (12, 12)
+
+
+def test_maxpool_removed(scanner: Scanner) -> None:
+    assert not any(isinstance(m, nn.MaxPool2d) for m in scanner.modules())
+    assert not hasattr(scanner, "fc")
+
+
+def test_channels_last_matches(scanner: Scanner) -> None:
+    frames = torch.randn(2, 3, 64, 64)
+    ref = scanner(frames).features
+    cl = scanner.to(memory_format=torch.channels_last)(frames.to(memory_format=torch.channels_last)).features
+    scanner.to(memory_format=torch.contiguous_format)
+    torch.testing.assert_close(cl, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_frozen_batch_norm_makes_frames_independent() -> None:
+    scanner = Scanner().train()
+    assert scanner.training
+    assert all(not m.training for m in scanner.modules() if isinstance(m, nn.BatchNorm2d))
+    frames = torch.randn(4, 3, 64, 64)
+    torch.testing.assert_close(scanner(frames[:2]).features, scanner(frames).features[:2])
+    unfrozen = Scanner(freeze_bn=False).train()
+    assert any(m.training for m in unfrozen.modules() if isinstance(m, nn.BatchNorm2d))
+
+
+def test_no_download_without_pretrained(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    Scanner(pretrained=False)
+    with pytest.raises(AssertionError, match="download"):
+        Scanner(pretrained=True)
+
+
+def test_unknown_arch() -> None:
+    with pytest.raises(ConfigError):
+        Scanner("resnet18")

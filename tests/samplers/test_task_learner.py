@@ -1,0 +1,74 @@
+"""Task-adaptive learner: deterministic in evaluation, sampled in training, unit-norm outputs."""
+from __future__ import annotations
+
+import torch
+
+from stsampler.samplers.task_learner import TaskAdaptiveLearner
+
+D, TS, SA = 32, 16, 12
+
+
+def make(**kwargs: object) -> TaskAdaptiveLearner:
+    torch.manual_seed(0)
+    return TaskAdaptiveLearner(in_dim=D, hidden=24, latent=8, ts_dim=TS, sa_dim=SA, **kwargs)
+
+
+def support(n: int = 5) -> torch.Tensor:
+    return torch.randn(n, D, generator=torch.Generator().manual_seed(1))
+
+
+def test_shapes_and_unit_norm() -> None:
+    out = make().eval()(support())
+    assert out.w2.shape == (TS,) and out.w_s.shape == (SA,)
+    assert out.mu.shape == (8,) and out.logvar.shape == (8,)
+    torch.testing.assert_close(out.w2.norm(), torch.tensor(1.0))
+    torch.testing.assert_close(out.w_s.norm(), torch.tensor(1.0))
+    assert out.kl() >= 0
+
+
+def test_eval_uses_mu() -> None:
+    learner = make().eval()
+    first, second = learner(support()), learner(support())
+    torch.testing.assert_close(first.w2, second.w2)
+    expected = torch.nn.functional.normalize(learner.gen_ts(first.mu), dim=-1)
+    torch.testing.assert_close(first.w2, expected)
+
+
+def test_training_samples_and_is_seeded() -> None:
+    learner = make().train()
+    a = learner(support(), generator=torch.Generator().manual_seed(7))
+    b = learner(support(), generator=torch.Generator().manual_seed(7))
+    c = learner(support(), generator=torch.Generator().manual_seed(8))
+    torch.testing.assert_close(a.w2, b.w2)
+    assert not torch.allclose(a.w2, c.w2)
+    assert not torch.allclose(a.w2, torch.nn.functional.normalize(learner.gen_ts(a.mu), dim=-1))
+
+
+def test_sample_in_eval_flag() -> None:
+    learner = make(sample_in_eval=True).eval()
+    a = learner(support(), generator=torch.Generator().manual_seed(7))
+    c = learner(support(), generator=torch.Generator().manual_seed(8))
+    assert not torch.allclose(a.w2, c.w2)
+
+
+def test_context_is_the_support_mean() -> None:
+    learner = make().eval()
+    rows = support(4)
+    permuted = learner(rows.flip(0))
+    torch.testing.assert_close(learner(rows).w2, permuted.w2)
+    torch.testing.assert_close(learner(rows).w2, learner(rows.mean(0, keepdim=True)).w2)
+    assert not torch.allclose(learner(rows).w2, learner(rows[:2]).w2)
+
+
+def test_disabled_generators() -> None:
+    out = TaskAdaptiveLearner(in_dim=D, ts_dim=None, sa_dim=SA).eval()(support())
+    assert out.w2 is None and out.w_s.shape == (SA,)
+
+
+def test_gradients_reach_encoder_and_generators() -> None:
+    learner = make().train()
+    out = learner(support(), generator=torch.Generator().manual_seed(3))
+    target = torch.randn(TS + SA, generator=torch.Generator().manual_seed(4))
+    (torch.cat([out.w2, out.w_s]) * target).sum().backward()
+    for module in (learner.encoder[0], learner.gen_ts, learner.gen_sa):
+        assert module.weight.grad is not None and module.weight.grad.abs().sum() > 0
