@@ -7,13 +7,14 @@ import torch
 from stsampler.ops.topk import hard_topk, perturbed_topk, sigma_at
 
 
-def _noise(seed: int, shape: tuple[int, ...], noise: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The noise Z and grad_nu(Z) perturbed_topk draws from a CPU generator seeded with ``seed``."""
+def _noise(seed: int, n: int, b: int, m: int, noise: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Z and grad_nu(Z) ``[N, B, M]`` as perturbed_topk draws them (``[B, N, M]``) from a seeded generator."""
     gen = torch.Generator().manual_seed(seed)
     if noise == "normal":
-        z = torch.randn(shape, generator=gen)
+        z = torch.randn((b, n, m), generator=gen).transpose(0, 1)
         return z, z
-    e = torch.empty(shape).exponential_(generator=gen).clamp_min(torch.finfo(torch.float32).tiny)
+    e = torch.empty((b, n, m)).exponential_(generator=gen).clamp_min(torch.finfo(torch.float32).tiny)
+    e = e.transpose(0, 1)
     return -torch.log(e), 1.0 - e
 
 
@@ -98,7 +99,7 @@ def test_backward_matches_brute_force_estimator(noise: str, control_variate: boo
     )
     out.backward(grad)
 
-    z, grad_nu = _noise(seed, (n, b, m), noise)
+    z, grad_nu = _noise(seed, n, b, m, noise)
     selections = _dense_selection(scores.detach() + sigma * z, k)  # [N, B, k, M]
     torch.testing.assert_close(out.detach(), selections.mean(dim=0))
     if control_variate:
@@ -127,7 +128,7 @@ def test_gradient_mean_matches_finite_difference_of_smoothed_objective(noise: st
     )
     out.backward(grad)
 
-    z, grad_nu = _noise(15, (n, 1, m), noise)
+    z, grad_nu = _noise(15, n, 1, m, noise)
     base = _inner(_dense_selection(scores.detach(), k), grad)
     terms = (_inner(_dense_selection(scores.detach() + sigma * z, k), grad) - base)[..., None]
     estimator_se = (terms * grad_nu / sigma).std(dim=0) / n**0.5

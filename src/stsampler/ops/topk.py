@@ -57,26 +57,27 @@ def _sorted_topk_indices(scores: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _one_hot_mean(indices: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """Mean over n of the one-hot rows of ``indices [N, B, k]``: float32 ``[B, k, M]``.
+    """Mean over n of the one-hot rows of ``indices [B, N, k]``: float32 ``[B, k, M]``.
 
-    Counts are scattered into a ``[B * k * M]`` buffer, so memory stays ``O(N B k)`` for the
-    indices plus ``O(B k M)`` for the result, never ``O(N B k M)``.
+    Counts are scattered into a ``[B * k * M]`` buffer, so memory stays ``O(B N k)`` for the
+    indices plus ``O(B k M)`` for the result, never ``O(B N k M)``.
     """
-    n, b, k = indices.shape
-    rows = torch.arange(b * k, device=indices.device).view(1, b, k) * num_frames
+    b, n, k = indices.shape
+    rows = torch.arange(b * k, device=indices.device).view(b, 1, k) * num_frames
     flat = (rows + indices).reshape(-1)
     counts = torch.zeros(b * k * num_frames, dtype=torch.float32, device=indices.device)
-    counts.scatter_add_(0, flat, torch.ones_like(flat, dtype=torch.float32))
+    ones = torch.ones((), dtype=torch.float32, device=indices.device).expand(flat.shape)
+    counts.scatter_add_(0, flat, ones)
     return (counts / n).view(b, k, num_frames)
 
 
 def _gather_inner(grad: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-    """``<Y_n[b], G[b]>`` for every n and b: ``grad [B, k, M]``, ``indices [..., B, k]`` -> ``[..., B]``.
+    """``<Y, G>`` per selection: ``grad [B, k, M]``, ``indices [B, ..., k]`` -> ``[B, ...]``.
 
-    Sums the k entries ``G[b, r, indices[..., b, r]]``.
+    Sums the k entries ``G[b, r, indices[b, ..., r]]``.
     """
     b, k, m = grad.shape
-    rows = torch.arange(b * k, device=grad.device).view(b, k) * m
+    rows = torch.arange(b * k, device=grad.device).view(b, *([1] * (indices.dim() - 2)), k) * m
     return grad.reshape(-1)[rows + indices].sum(dim=-1)
 
 
@@ -114,11 +115,13 @@ class _PerturbedTopK(torch.autograd.Function):
         generator: torch.Generator | None,
     ) -> torch.Tensor:
         s = scores.detach().float()
-        z, grad_nu = _draw_noise((num_samples, *s.shape), noise, s.device, generator)
-        indices = torch.topk(s + sigma * z, k, dim=-1, sorted=False).indices.sort(dim=-1).values
+        b, m = s.shape
+        z, grad_nu = _draw_noise((b, num_samples, m), noise, s.device, generator)
+        perturbed = torch.add(s.unsqueeze(1), z, alpha=sigma)
+        indices = torch.topk(perturbed, k, dim=-1, sorted=False).indices.sort(dim=-1).values
         ctx.save_for_backward(indices, grad_nu, _sorted_topk_indices(s, k) if control_variate else None)
         ctx.sigma = sigma
-        return _one_hot_mean(indices, s.shape[1]).to(scores.dtype)
+        return _one_hot_mean(indices, m).to(scores.dtype)
 
     @staticmethod
     def backward(  # type: ignore[override]
@@ -126,11 +129,11 @@ class _PerturbedTopK(torch.autograd.Function):
     ) -> tuple[torch.Tensor | None, ...]:
         indices, grad_nu, base_indices = ctx.saved_tensors
         g = grad_output.float()
-        weights = _gather_inner(g, indices)
+        weights = _gather_inner(g, indices)  # [B, N]
         if base_indices is not None:
-            weights = weights - _gather_inner(g, base_indices)
-        num_samples = indices.shape[0]
-        grad_scores = torch.einsum("nb,nbm->bm", weights, grad_nu) / (num_samples * ctx.sigma)
+            weights = weights - _gather_inner(g, base_indices).unsqueeze(1)
+        num_samples = indices.shape[1]
+        grad_scores = torch.bmm(weights.unsqueeze(1), grad_nu).squeeze(1) / (num_samples * ctx.sigma)
         return grad_scores.to(grad_output.dtype), None, None, None, None, None, None
 
 
@@ -160,7 +163,8 @@ def perturbed_topk(
         ``[B, k, M]`` in ``scores.dtype``: row r is the frequency with which each frame was the r-th
         selected frame (selected frames in ascending, temporal order); every row sums to 1.
 
-    Memory: the noise-derived ``grad_nu`` ``[N, B, M]`` float32 and the indices ``[N, B, k]`` int64
+    Noise is drawn as one ``[B, N, M]`` tensor (batch-major). Memory: ``grad_nu(Z)`` ``[B, N, M]``
+    float32 and the indices ``[B, N, k]`` int64
     are kept for backward; nothing of size ``N B k M`` is ever allocated.
     """
     _check_scores(scores, k)
