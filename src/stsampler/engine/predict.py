@@ -1,0 +1,442 @@
+"""Few-shot prediction on a user's own videos: label queries against a folder of examples.
+
+The support folder holds one sub-folder per action with 1..K example videos (files or frame
+folders)::
+
+    support/
+      jump/  a.mp4  b.mp4
+      wave/  c.mp4  frames_of_d/00001.jpg ...
+
+:class:`Predictor` embeds the support videos once (and caches the result, in memory and on disk),
+then labels any number of query videos. Queries are batched but never affect each other: the
+sampler adapts to the support set only, and every other operation is per video.
+
+Inference path of the learned sampler (docs/method.md section 2, without decoding what is not used):
+
+1. decode the M dense frames at the scanner's low resolution (one pass, resized while decoding);
+2. ``STSampler.plan``: scan, adapt to the cached support task, select T frames, saliency;
+3. decode only the T selected frames at full resolution (resize + centre crop as in testing);
+4. ``STSampler.apply``: amplify them; embed with the backbone; classify with the head (softmax).
+
+Training-free samplers decode the M dense frames at full resolution and run as in evaluation.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from stsampler.data.indices import segment_indices
+from stsampler.data.transforms import ClipTransform, normalize
+from stsampler.data.video import IMAGE_EXTENSIONS, is_video, probe_video, read_frames
+from stsampler.engine.checkpoint import load_model
+from stsampler.errors import DatasetError, StsamplerError
+from stsampler.io import atomic_torch_save, atomic_write_json, atomic_write_text
+from stsampler.models.recognizer import FewShotRecognizer
+from stsampler.samplers.learned import STSampler
+from stsampler.samplers.task_learner import TaskParams
+
+__all__ = ["Prediction", "Predictor", "scan_support_dir", "list_queries", "write_predictions"]
+
+log = logging.getLogger(__name__)
+
+_CACHE_VERSION = 1
+_CACHE_PREFIX = ".stsampler-support-"
+
+
+def _visible(path: Path) -> list[Path]:
+    """Entries of a folder, hidden ones (``.name``) left out, in name order."""
+    return sorted(p for p in path.iterdir() if not p.name.startswith("."))
+
+
+def scan_support_dir(support_dir: str | os.PathLike) -> dict[str, list[Path]]:
+    """The example videos of a support folder, class name -> videos (both in name order).
+
+    Each visible sub-folder is a class; each visible entry of a class folder must be a video file
+    (:data:`stsampler.data.video.VIDEO_EXTENSIONS`) or a frame folder. Other files at the top level
+    (notes, the embedding cache) are ignored.
+
+    Raises:
+        DatasetError: the folder is missing, a class folder is empty or holds something that is
+            not a video, a video sits at the top level, or there are fewer than two classes.
+    """
+    root = Path(support_dir)
+    if not root.is_dir():
+        raise DatasetError(
+            f"{root}: the support folder does not exist (or is not a folder); make one sub-folder per "
+            "action holding 1..K example videos of it."
+        )
+    classes: dict[str, list[Path]] = {}
+    for entry in _visible(root):
+        if not entry.is_dir():
+            if is_video(entry):
+                raise DatasetError(
+                    f"{entry}: a video at the top of the support folder has no class; move it into the "
+                    "sub-folder named after its action."
+                )
+            continue
+        classes[entry.name] = _class_videos(entry)
+    if len(classes) < 2:
+        found = f"only {next(iter(classes))!r}" if classes else "none"
+        raise DatasetError(
+            f"{root}: few-shot prediction needs at least 2 action classes (sub-folders) in the support "
+            f"folder, found {found}; add a sub-folder with examples of each action to tell apart."
+        )
+    return classes
+
+
+def _class_videos(folder: Path) -> list[Path]:
+    """The videos of one class folder; raises DatasetError for an empty folder or a non-video entry."""
+    videos = []
+    for entry in _visible(folder):
+        if is_video(entry):
+            videos.append(entry)
+        elif entry.suffix.lower() in IMAGE_EXTENSIONS:
+            raise DatasetError(
+                f"{folder}: holds images directly; put each video's frames in their own sub-folder "
+                f"({folder}/<video>/00001.jpg ...)."
+            )
+        else:
+            raise DatasetError(
+                f"{entry}: not a video file or frame folder (in the support class {folder.name!r}); "
+                "remove it or convert it to a video."
+            )
+    if not videos:
+        raise DatasetError(
+            f"{folder}: the support class {folder.name!r} has no example video; add at least one or "
+            "remove the folder."
+        )
+    return videos
+
+
+def list_queries(queries: Sequence[str | os.PathLike]) -> list[Path]:
+    """Expand query arguments: a video file or frame folder stays as is; any other folder gives all
+    the videos below it (recursively, in path order).
+
+    Raises:
+        DatasetError: a path is missing, is not a video, or is a folder without any video.
+    """
+    found: list[Path] = []
+    for query in map(Path, queries):
+        if is_video(query):
+            found.append(query)
+        elif query.is_dir():
+            below = _videos_below(query)
+            if not below:
+                raise DatasetError(f"{query}: no video file or frame folder in this folder or below it.")
+            found.extend(below)
+        elif query.exists():
+            raise DatasetError(f"{query}: not a video file or frame folder; pass videos or folders of videos.")
+        else:
+            raise DatasetError(f"{query}: no such file or folder.")
+    return found
+
+
+def _videos_below(folder: Path) -> list[Path]:
+    videos = []
+    for root, dirs, files in os.walk(folder):
+        here = Path(root)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in list(dirs):
+            if is_video(here / name):
+                videos.append(here / name)
+                dirs.remove(name)
+        videos.extend(here / f for f in files if not f.startswith(".") and is_video(here / f))
+    return sorted(videos)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The label of one query video.
+
+    Attributes:
+        path: the query video.
+        label: the most probable class (a support sub-folder name).
+        probabilities: class -> softmax probability, in support class order.
+        frame_indices: the video frame numbers of the T frames the sampler selected.
+    """
+
+    path: Path
+    label: str
+    probabilities: dict[str, float]
+    frame_indices: list[int]
+
+    def as_dict(self) -> dict:
+        """A JSON-ready dict."""
+        return {
+            "path": str(self.path),
+            "label": self.label,
+            "probabilities": self.probabilities,
+            "frame_indices": self.frame_indices,
+        }
+
+
+def write_predictions(predictions: Sequence[Prediction], path: str | os.PathLike) -> Path:
+    """Write predictions as JSON (a list of objects) or CSV (one row per query), by extension.
+
+    CSV columns: ``path, label, p_<class>... , frame_indices`` (frame numbers space-separated).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return atomic_write_json(path, [p.as_dict() for p in predictions])
+    if suffix != ".csv":
+        raise StsamplerError(f"{path}: predictions are written as .json or .csv; choose one of these extensions.")
+    classes = list(predictions[0].probabilities) if predictions else []
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["path", "label", *(f"p_{c}" for c in classes), "frame_indices"])
+    for p in predictions:
+        writer.writerow(
+            [str(p.path), p.label, *(f"{p.probabilities[c]:.6f}" for c in classes), " ".join(map(str, p.frame_indices))]
+        )
+    return atomic_write_text(path, buffer.getvalue())
+
+
+@dataclass(frozen=True)
+class _Support:
+    """Cached support set: class names, embeddings ``[S, T, D']``, labels ``[S]``, task parameters."""
+
+    classes: list[str]
+    embeddings: torch.Tensor
+    labels: torch.Tensor
+    task: TaskParams | None
+
+
+class Predictor:
+    """Labels query videos against a folder of example videos with a trained recogniser.
+
+    Args:
+        model: the trained recogniser (put in evaluation mode on ``device``).
+        num_dense: M, dense frames per video (``config.data.num_frames``).
+        crop_size, resize_short: the test transform (``config.data``).
+        device: where the model runs.
+        batch_size: queries (and support videos) decoded and embedded together.
+        cache_dir: where the support embedding cache goes; None puts it in the support folder
+            (falling back to no disk cache when that folder is read-only).
+    """
+
+    def __init__(
+        self,
+        model: FewShotRecognizer,
+        num_dense: int,
+        crop_size: int,
+        resize_short: int,
+        device: str | torch.device = "cpu",
+        batch_size: int = 8,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.num_dense = num_dense
+        self.batch_size = batch_size
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.crop_size = crop_size
+        self.resize_short = resize_short
+        self.transform = ClipTransform(crop_size=crop_size, resize_short=resize_short, train=False)
+        sampler = self.model.sampler
+        self.learned = isinstance(sampler, STSampler)
+        self.scan_short: int | None = None
+        if self.learned:
+            scan_size = sampler.scanner.scan_size
+            self.scan_short = max(scan_size, round(scan_size * resize_short / crop_size))
+            self.scan_transform = ClipTransform(crop_size=scan_size, resize_short=self.scan_short, train=False)
+        self.support: _Support | None = None
+        self._fingerprint: str | None = None
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu", **kwargs) -> Predictor:
+        """Load a run directory or checkpoint file (:func:`stsampler.engine.checkpoint.load_model`)."""
+        model, config = load_model(path, device=device)
+        return cls(model, config.data.num_frames, config.data.crop_size, config.data.resize_short, device, **kwargs)
+
+    # ---------------------------------------------------------------- decoding
+
+    def dense_frame_numbers(self, path: Path) -> torch.Tensor:
+        """Video frame numbers of the M dense frames (segment centres), int64 ``[M]``."""
+        return segment_indices(probe_video(path).num_frames, self.num_dense)
+
+    def decode(self, path: Path, frame_numbers: torch.Tensor, low_res: bool = False) -> torch.Tensor:
+        """Frames ``frame_numbers [N]`` of a video after the test transform, uint8 ``[N, 3, S, S]``.
+
+        ``low_res`` decodes at the scanner's resolution (S = scan size) instead of the crop size.
+        """
+        transform = self.scan_transform if low_res else self.transform
+        short = self.scan_short if low_res else self.resize_short
+        return transform(read_frames(path, frame_numbers, size=short), None)
+
+    def _load(self, paths: Sequence[Path], low_res: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dense frame numbers ``[B, M]`` and normalised dense clips ``[B, M, 3, S, S]`` on the device."""
+        numbers = torch.stack([self.dense_frame_numbers(p) for p in paths])
+        clips = torch.stack([self.decode(p, n, low_res) for p, n in zip(paths, numbers)])
+        return numbers, normalize(clips.to(self.device))
+
+    # ---------------------------------------------------------------- embedding
+
+    def _task(self, paths: Sequence[Path]) -> TaskParams | None:
+        """Task parameters adapted to the support videos ``paths`` (None if not task-adaptive)."""
+        sampler = self.model.sampler
+        if not self.learned or sampler.task_learner is None:
+            return None
+        features = [sampler.scan(self._load(paths[i : i + self.batch_size], True)[1])[1]
+                    for i in range(0, len(paths), self.batch_size)]
+        return sampler.task_params(torch.cat(features))
+
+    def _embed_batch(
+        self, paths: Sequence[Path], is_support: bool, task: TaskParams | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embed up to ``batch_size`` videos: embeddings ``[B, T, D']`` and selected frame numbers ``[B, T]``."""
+        flags = torch.full((len(paths),), is_support, dtype=torch.bool, device=self.device)
+        sampler = self.model.sampler
+        if not self.learned:
+            numbers, clips = self._load(paths, low_res=False)
+            output = sampler(clips, flags)
+            frames, video_feature = output.frames, output.video_feature
+            selected = numbers.gather(1, output.indices.cpu())
+        else:
+            numbers, scan_clips = self._load(paths, low_res=True)
+            plan = sampler.plan(scan_clips, flags, task)
+            selected = numbers.gather(1, plan.indices.cpu())
+            full = torch.stack([self.decode(p, s) for p, s in zip(paths, selected)])
+            frames = sampler.apply(plan, normalize(full.to(self.device)))
+            video_feature = plan.video_feature
+        return _frame_embeddings(self.model, frames, video_feature), selected
+
+    def _embed_all(self, paths: Sequence[Path], is_support: bool, task: TaskParams | None):
+        parts = [self._embed_batch(paths[i : i + self.batch_size], is_support, task)
+                 for i in range(0, len(paths), self.batch_size)]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    # ---------------------------------------------------------------- support set
+
+    def fingerprint(self) -> str:
+        """A hash of the model's weights and the preprocessing: part of the support cache key."""
+        if self._fingerprint is None:
+            preprocessing = (self.num_dense, self.crop_size, self.resize_short, self.scan_short)
+            digest = hashlib.sha256(repr(preprocessing).encode())
+            for name, tensor in self.model.state_dict().items():
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+    def cache_path(self, support_dir: Path, classes: dict[str, list[Path]]) -> Path:
+        """Where the embeddings of this support set, under this model, are cached."""
+        digest = hashlib.sha256(self.fingerprint().encode())
+        for name, videos in classes.items():
+            for video in videos:
+                stat = video.stat()
+                digest.update(f"{name}\0{video.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        folder = self.cache_dir if self.cache_dir is not None else support_dir
+        return folder / f"{_CACHE_PREFIX}{digest.hexdigest()[:20]}.pt"
+
+    def set_support(self, support_dir: str | os.PathLike) -> list[str]:
+        """Embed the support folder's videos (or load them from the cache); returns the class names.
+
+        Raises:
+            DatasetError: a malformed support folder (see :func:`scan_support_dir`).
+            VideoReadError: a support video cannot be decoded (the message names it).
+        """
+        support_dir = Path(support_dir)
+        classes = scan_support_dir(support_dir)
+        cache = self.cache_path(support_dir, classes)
+        cached = self._read_cache(cache)
+        if cached is None:
+            self.support = self._compute_support(classes)
+            self._write_cache(cache)
+        else:
+            self.support = cached
+        return self.support.classes
+
+    def _compute_support(self, classes: dict[str, list[Path]]) -> _Support:
+        paths = [video for videos in classes.values() for video in videos]
+        labels = torch.tensor([c for c, videos in enumerate(classes.values()) for _ in videos], device=self.device)
+        with torch.inference_mode():
+            task = self._task(paths)
+            embeddings, _ = self._embed_all(paths, True, task)
+            try:
+                self.model.classify(embeddings, labels, embeddings[:1], len(classes))
+            except ValueError as exc:
+                raise DatasetError(
+                    f"the support set does not suit this model's few-shot head ({exc}); give every class "
+                    "the same number of example videos."
+                ) from None
+        return _Support(list(classes), embeddings, labels, task)
+
+    def _read_cache(self, path: Path) -> _Support | None:
+        if not path.is_file():
+            return None
+        try:
+            data = torch.load(path, map_location=self.device, weights_only=True)
+            if data.get("version") != _CACHE_VERSION:
+                return None
+            task = None if data["task"] is None else TaskParams(**data["task"])
+            return _Support(list(data["classes"]), data["embeddings"], data["labels"], task)
+        except Exception as exc:  # a damaged cache is only a lost shortcut: recompute it
+            log.warning("%s: ignoring an unreadable support cache (%s); recomputing it.", path, exc)
+            return None
+
+    def _write_cache(self, path: Path) -> None:
+        support = self.support
+        data = {
+            "version": _CACHE_VERSION,
+            "classes": support.classes,
+            "embeddings": support.embeddings.cpu(),
+            "labels": support.labels.cpu(),
+            "task": None if support.task is None else {k: None if v is None else v.cpu() for k, v in support.task._asdict().items()},
+        }
+        try:
+            atomic_torch_save(path, data)
+        except OSError as exc:
+            log.warning("%s: cannot write the support cache (%s); continuing without it.", path, exc)
+
+    # ---------------------------------------------------------------- queries
+
+    def predict(self, queries: Sequence[str | os.PathLike]) -> list[Prediction]:
+        """Label query videos (files, frame folders, or folders searched recursively).
+
+        Raises:
+            StsamplerError: :meth:`set_support` was not called.
+            DatasetError / VideoReadError: a query is missing or cannot be decoded (named).
+        """
+        if self.support is None:
+            raise StsamplerError("no support set: call set_support(<folder of example videos>) first.")
+        paths = list_queries(queries)
+        support = self.support
+        predictions: list[Prediction] = []
+        with torch.inference_mode():
+            for start in range(0, len(paths), self.batch_size):
+                batch = paths[start : start + self.batch_size]
+                embeddings, selected = self._embed_batch(batch, False, support.task)
+                logits = self.model.classify(support.embeddings, support.labels, embeddings, len(support.classes))
+                probs = logits.float().softmax(dim=-1).cpu()
+                predictions.extend(
+                    Prediction(
+                        path=path,
+                        label=support.classes[int(row.argmax())],
+                        probabilities=dict(zip(support.classes, row.tolist())),
+                        frame_indices=frames.tolist(),
+                    )
+                    for path, row, frames in zip(batch, probs, selected)
+                )
+        return predictions
+
+
+def _frame_embeddings(
+    model: FewShotRecognizer, frames: torch.Tensor, video_feature: torch.Tensor | None
+) -> torch.Tensor:
+    """Backbone embeddings of sampled frames ``[B, T, 3, H, W]`` -> ``[B, T, D']`` (g_X appended when
+    the recogniser concatenates it)."""
+    num_videos, num_frames = frames.shape[:2]
+    embeddings = model.backbone(frames.flatten(0, 1)).view(num_videos, num_frames, -1)
+    if model.concat_scan_feature:
+        scan = video_feature.to(embeddings.dtype).unsqueeze(1).expand(-1, num_frames, -1)
+        embeddings = torch.cat([embeddings, scan], dim=-1)
+    return embeddings

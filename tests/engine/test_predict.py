@@ -1,0 +1,245 @@
+"""Tests of stsampler.engine.predict: support folders, the predictor's inference path and cache."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stsampler.config import config_from_dict
+from stsampler.engine import predict as predict_module
+from stsampler.engine.builder import build_model
+from stsampler.engine.predict import Prediction, Predictor, list_queries, scan_support_dir, write_predictions
+from stsampler.errors import DatasetError, StsamplerError, VideoReadError
+
+M, T, CROP, SHORT, SCAN = 8, 4, 48, 56, 32
+
+
+def _write_mp4(path: Path, color: tuple[int, int, int], frames: int = 20, seed: int = 0) -> Path:
+    """A small H.264 clip: a coloured square moving over noise, 48 x 64 pixels."""
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(frames):
+            image = rng.integers(0, 60, (48, 64, 3), dtype=np.uint8)
+            x = 2 * i % 48
+            image[12:36, x : x + 16] = color
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def _write_frame_folder(folder: Path, color: tuple[int, int, int], frames: int = 12) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(frames):
+        image = np.zeros((48, 64, 3), dtype=np.uint8)
+        image[10 + i : 30 + i, 20:40] = color
+        Image.fromarray(image).save(folder / f"{i + 1:05d}.png")
+    return folder
+
+
+def _support(root: Path, shots: dict[str, int]) -> Path:
+    colors = [(250, 30, 30), (30, 250, 30), (30, 30, 250)]
+    for c, (name, k) in enumerate(shots.items()):
+        for j in range(k):
+            _write_mp4(root / name / f"{name}{j}.mp4", colors[c], seed=10 * c + j)
+    return root
+
+
+def _model(head: str = "protonet", kind: str = "learned"):
+    cfg = config_from_dict(
+        {
+            "data": {"split_dir": "unused", "num_frames": M, "crop_size": CROP, "resize_short": SHORT},
+            "sampler": {"kind": kind, "num_frames": T, "scanner_pretrained": False, "scan_size": SCAN,
+                        "num_samples": 8},
+            "model": {"backbone": "smallcnn", "pretrained": False, "head": head},
+        }
+    )
+    torch.manual_seed(0)
+    return build_model(cfg, num_train_classes=3)
+
+
+def _predictor(tmp_path: Path, **kwargs) -> Predictor:
+    return Predictor(_model(**kwargs), M, CROP, SHORT, batch_size=2, cache_dir=tmp_path / "cache")
+
+
+# ------------------------------------------------------------------ support folders
+
+
+def test_support_dir_lists_classes_and_videos(tmp_path: Path) -> None:
+    root = _support(tmp_path / "s", {"wave": 2, "jump": 1})
+    _write_frame_folder(root / "jump" / "clip_frames", (200, 200, 0))
+    (root / "notes.txt").write_text("ignored")
+    (root / "wave" / ".hidden").write_text("ignored")
+    found = scan_support_dir(root)
+    assert list(found) == ["jump", "wave"]
+    assert [p.name for p in found["jump"]] == ["clip_frames", "jump0.mp4"]
+    assert [p.name for p in found["wave"]] == ["wave0.mp4", "wave1.mp4"]
+
+
+def test_missing_support_dir(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="does not exist"):
+        scan_support_dir(tmp_path / "nope")
+
+
+def test_empty_class_folder_is_named(tmp_path: Path) -> None:
+    root = _support(tmp_path / "s", {"wave": 1, "jump": 1})
+    (root / "clap").mkdir()
+    with pytest.raises(DatasetError, match="'clap' has no example video"):
+        scan_support_dir(root)
+
+
+def test_one_class_is_not_few_shot(tmp_path: Path) -> None:
+    root = _support(tmp_path / "s", {"wave": 2})
+    with pytest.raises(DatasetError, match=r"at least 2 action classes.*only 'wave'"):
+        scan_support_dir(root)
+
+
+def test_non_video_file_is_named(tmp_path: Path) -> None:
+    root = _support(tmp_path / "s", {"wave": 1, "jump": 1})
+    (root / "jump" / "readme.txt").write_text("x")
+    with pytest.raises(DatasetError, match=r"readme\.txt: not a video file"):
+        scan_support_dir(root)
+
+
+def test_video_outside_class_folder(tmp_path: Path) -> None:
+    root = _support(tmp_path / "s", {"wave": 1, "jump": 1})
+    _write_mp4(root / "stray.mp4", (1, 2, 3))
+    with pytest.raises(DatasetError, match=r"stray\.mp4: a video at the top"):
+        scan_support_dir(root)
+
+
+def test_unreadable_support_video_is_named(tmp_path: Path) -> None:
+    root = _support(tmp_path / "s", {"wave": 1, "jump": 1})
+    (root / "jump" / "broken.mp4").write_bytes(b"not a video at all" * 10)
+    with pytest.raises(VideoReadError, match=r"broken\.mp4"):
+        _predictor(tmp_path).set_support(root)
+
+
+def test_unbalanced_support_with_trx_head(tmp_path: Path) -> None:
+    root = _support(tmp_path / "s", {"wave": 2, "jump": 1})
+    with pytest.raises(DatasetError, match="same number of example videos"):
+        _predictor(tmp_path, head="trx").set_support(root)
+
+
+# ------------------------------------------------------------------ queries and output
+
+
+def test_list_queries_recurses(tmp_path: Path) -> None:
+    a = _write_mp4(tmp_path / "q" / "a.mp4", (9, 9, 9))
+    b = _write_frame_folder(tmp_path / "q" / "deep" / "b", (9, 9, 9))
+    (tmp_path / "q" / "deep" / "c.txt").write_text("x")
+    assert list_queries([tmp_path / "q"]) == [a, b]
+    assert list_queries([b]) == [b]
+    with pytest.raises(DatasetError, match="no such file"):
+        list_queries([tmp_path / "missing.mp4"])
+    with pytest.raises(DatasetError, match="not a video"):
+        list_queries([tmp_path / "q" / "deep" / "c.txt"])
+
+
+def test_write_predictions_json_and_csv(tmp_path: Path) -> None:
+    preds = [
+        Prediction(Path("a.mp4"), "wave", {"jump": 0.25, "wave": 0.75}, [1, 5]),
+        Prediction(Path("b.mp4"), "jump", {"jump": 0.5, "wave": 0.5}, [0, 2]),
+    ]
+    data = json.loads(write_predictions(preds, tmp_path / "p.json").read_text())
+    assert data[0] == {"path": "a.mp4", "label": "wave", "probabilities": {"jump": 0.25, "wave": 0.75},
+                       "frame_indices": [1, 5]}
+    with open(write_predictions(preds, tmp_path / "p.csv"), newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["path", "label", "p_jump", "p_wave", "frame_indices"]
+    assert rows[2][:2] == ["b.mp4", "jump"] and float(rows[2][3]) == 0.5 and rows[2][4] == "0 2"
+    with pytest.raises(StsamplerError, match=r"\.json or \.csv"):
+        write_predictions(preds, tmp_path / "p.txt")
+
+
+# ------------------------------------------------------------------ the predictor
+
+
+def test_predict_before_support(tmp_path: Path) -> None:
+    with pytest.raises(StsamplerError, match="set_support"):
+        _predictor(tmp_path).predict([tmp_path])
+
+
+def test_inference_decodes_low_res_scan_then_selected_frames(tmp_path: Path, monkeypatch) -> None:
+    root = _support(tmp_path / "s", {"wave": 1, "jump": 1})
+    query = _write_mp4(tmp_path / "q.mp4", (250, 30, 30), frames=30, seed=7)
+    predictor = _predictor(tmp_path)
+    predictor.set_support(root)
+    calls = []
+    real = predict_module.read_frames
+
+    def spy(path, indices, size=None):
+        frames = real(path, indices, size=size)
+        calls.append((Path(path), len(indices), frames.shape[-2:]))
+        return frames
+
+    monkeypatch.setattr(predict_module, "read_frames", spy)
+    (pred,) = predictor.predict([query])
+    assert [(c[0], c[1]) for c in calls] == [(query, M), (query, T)]
+    assert min(calls[0][2]) < min(calls[1][2])  # the scan pass decodes smaller frames
+    assert min(calls[1][2]) == SHORT
+    assert len(pred.frame_indices) == T and pred.frame_indices == sorted(pred.frame_indices)
+    assert all(0 <= i < 30 for i in pred.frame_indices)
+    assert pred.label in ("jump", "wave") and sum(pred.probabilities.values()) == pytest.approx(1.0)
+    assert pred.label == max(pred.probabilities, key=pred.probabilities.get)
+
+
+@pytest.mark.parametrize("kind", ["learned", "uniform"])
+def test_queries_do_not_affect_each_other(tmp_path: Path, kind: str) -> None:
+    root = _support(tmp_path / "s", {"wave": 1, "jump": 1, "clap": 1})
+    queries = [_write_mp4(tmp_path / "q" / f"{i}.mp4", (200, 100 * i % 256, 50), seed=20 + i) for i in range(3)]
+    queries.append(_write_frame_folder(tmp_path / "q" / "frames", (0, 200, 200)))
+    predictor = _predictor(tmp_path, kind=kind)
+    assert predictor.set_support(root) == ["clap", "jump", "wave"]
+    together = predictor.predict([tmp_path / "q"])
+    assert [p.path for p in together] == sorted(queries)
+    for joint in together:
+        (alone,) = predictor.predict([joint.path])
+        assert alone.frame_indices == joint.frame_indices
+        assert alone.probabilities == pytest.approx(joint.probabilities, abs=1e-5)
+
+
+def test_support_cache_is_reused_and_invalidated(tmp_path: Path, monkeypatch) -> None:
+    root = _support(tmp_path / "s", {"wave": 1, "jump": 1})
+    query = _write_mp4(tmp_path / "q.mp4", (250, 30, 30), seed=3)
+    first = _predictor(tmp_path)
+    first.set_support(root)
+    expected = first.predict([query])[0]
+    caches = list((tmp_path / "cache").glob("*.pt"))
+    assert len(caches) == 1
+
+    def no_support_decoding(path, *args, **kwargs):
+        raise AssertionError(f"support video {path} decoded despite the cache")
+
+    second = _predictor(tmp_path)
+    monkeypatch.setattr(predict_module, "read_frames", no_support_decoding)
+    second.set_support(root)
+    monkeypatch.undo()
+    assert second.predict([query])[0].probabilities == pytest.approx(expected.probabilities, abs=1e-5)
+
+    later = os.stat(root / "wave" / "wave0.mp4").st_mtime_ns + 10**9
+    os.utime(root / "wave" / "wave0.mp4", ns=(later, later))
+    _predictor(tmp_path).set_support(root)
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 2
+
+
+def test_damaged_cache_is_recomputed(tmp_path: Path) -> None:
+    root = _support(tmp_path / "s", {"wave": 1, "jump": 1})
+    predictor = _predictor(tmp_path)
+    predictor.set_support(root)
+    (cache,) = (tmp_path / "cache").glob("*.pt")
+    cache.write_bytes(b"garbage")
+    again = _predictor(tmp_path)
+    assert again.set_support(root) == ["jump", "wave"]
+    assert torch.load(cache, weights_only=True)["classes"] == ["jump", "wave"]
