@@ -7,7 +7,10 @@ import pytest
 import yaml
 
 from stsampler.config import Config, config_to_dict, load_config, save_config
+from stsampler.data.splits import BENCHMARKS
 from stsampler.errors import ConfigError
+from stsampler.models.backbones import BACKBONES
+from stsampler.models.heads import HEADS
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -122,8 +125,22 @@ def test_round_trip(minimal: Path, tmp_path: Path) -> None:
 
 
 def test_every_shipped_config_loads() -> None:
-    files = sorted(p for p in CONFIGS.rglob("*.yaml"))
+    files = sorted(p for p in CONFIGS.rglob("*.yaml") if not p.name.startswith("_"))
     assert files, f"no configs under {CONFIGS}"
     for path in files:
         cfg = load_config(path)
-        assert isinstance(cfg, Config), path
+        assert cfg.model.head in HEADS and cfg.model.backbone in BACKBONES, path
+        assert cfg.data.benchmark is None or cfg.data.benchmark in BENCHMARKS, path
+        assert cfg.sampler.num_frames <= cfg.data.num_frames, path
+
+
+def test_paper_recipes_follow_the_protocol() -> None:
+    recipes = sorted(p for p in CONFIGS.glob("*/*.yaml") if not p.name.startswith("_") and p.parent.name != "synthetic")
+    assert len(recipes) == 30  # 5 datasets x 3 heads x with / without the sampler
+    for path in recipes:
+        cfg = load_config(path)
+        assert (cfg.model.backbone, cfg.data.crop_size, cfg.data.num_frames, cfg.sampler.num_frames) == ("resnet50", 224, 16, 8)
+        assert (cfg.train.optimizer, cfg.train.lr, cfg.train.tasks_per_batch, cfg.train.query, cfg.eval.query) == ("sgd", 1e-3, 16, 5, 1)
+        assert cfg.model.head == path.stem.split("_")[0]
+        assert (cfg.sampler.kind == "learned") == path.stem.endswith("_sampler")
+        assert cfg.data.flip == (not cfg.data.benchmark.startswith("ssv2"))
