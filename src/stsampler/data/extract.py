@@ -167,7 +167,7 @@ def extract_frames(
         short_side: frames are scaled so the short side has this many pixels (aspect kept; small
             videos are scaled up). ``0`` or ``None`` keeps the original size.
         workers: processes decoding in parallel (1: in this process).
-        quality: JPEG quality (1..95).
+        quality: JPEG quality (1..100; PIL advises at most 95).
         progress: show a tqdm progress bar.
 
     Returns:
