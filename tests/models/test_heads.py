@@ -6,7 +6,15 @@ import torch
 import torch.nn.functional as F
 
 from stsampler.errors import ConfigError
-from stsampler.models.heads import HEADS, OTAMHead, ProtoNetHead, build_head, group_by_class, soft_dtw_otam
+from stsampler.models.heads import (
+    HEADS,
+    OTAMHead,
+    ProtoNetHead,
+    build_head,
+    group_by_class,
+    project_tuples,
+    soft_dtw_otam,
+)
 
 WAY, FRAMES, DIM = 5, 4, 8
 HEAD_OPTIONS = {"protonet": {}, "otam": {}, "trx": {"proj_dim": 6}}
@@ -133,6 +141,15 @@ def test_otam_prefers_the_identically_ordered_support() -> None:
     logits = OTAMHead(DIM, frames)(support, torch.arange(len(orders)), query, len(orders))
     assert logits.argmax().item() == 0
     assert (logits[0, 0] > logits[0, 1:]).all()
+
+
+def test_project_tuples_equals_the_linear_map_of_concatenated_frames() -> None:
+    torch.manual_seed(0)
+    frames = torch.randn(2, 3, 5, 4)  # [.., T=5, D=4]
+    tuples = torch.tensor([[0, 1, 4], [1, 2, 3], [0, 3, 4]])
+    linear = torch.nn.Linear(3 * 4, 6)
+    concatenated = torch.stack([frames[..., list(t), :].flatten(-2) for t in tuples.tolist()], dim=-2)
+    torch.testing.assert_close(project_tuples(linear, frames, tuples), linear(concatenated))
 
 
 def test_group_by_class_requires_a_balanced_support_set() -> None:

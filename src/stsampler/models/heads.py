@@ -130,7 +130,8 @@ def soft_dtw_otam(dist: torch.Tensor, smoothing: float) -> torch.Tensor:
     inside = (col >= 0) & (col < width)
     padding_column = (col == 0) | (col == width - 1)
     cost = dist.gather(2, col.clamp(0, width - 1).expand(num_pairs, rows, num_diagonals))  # [P, A, K]
-    # A large finite value (not inf) marks cells outside the grid, keeping gradients finite.
+    # A large finite value (not inf) marks cells outside the grid, keeping gradients finite; it is
+    # negligible in the soft minimum as long as smoothing stays far below 1e4.
     outside = torch.tensor(1e6, dtype=dist.dtype, device=dist.device)
     blocked = outside.expand(num_pairs, 1)
 
@@ -138,20 +139,19 @@ def soft_dtw_otam(dist: torch.Tensor, smoothing: float) -> torch.Tensor:
         """Cell (i, .) receives the value of row i - 1; row 0 gets the outside value."""
         return torch.cat([blocked, diagonal[:, :-1]], dim=1)
 
-    first = torch.where(row.squeeze(1) == 0, cost[:, :, 0], outside)  # [P, A]
-    previous, current = first, first
+    one_back = torch.where(row.squeeze(1) == 0, cost[:, :, 0], outside)  # diagonal 0: the start cell
+    two_back = blocked.expand_as(one_back)
     for k in range(1, num_diagonals):
-        previous, before = current, previous
         candidates = torch.stack(
             [
-                previous,  # from (i, j - 1)
-                torch.where(padding_column[:, k], shift_down(previous), outside),  # from (i - 1, j)
-                shift_down(before) if k > 1 else blocked.expand_as(previous),  # from (i - 1, j - 1)
+                one_back,  # from (i, j - 1)
+                torch.where(padding_column[:, k], shift_down(one_back), outside),  # from (i - 1, j)
+                shift_down(two_back),  # from (i - 1, j - 1)
             ]
         )
         soft_min = -smoothing * torch.logsumexp(candidates / -smoothing, dim=0)
-        current = torch.where(inside[:, k], cost[:, :, k] + soft_min, outside)
-    return current[:, -1]
+        two_back, one_back = one_back, torch.where(inside[:, k], cost[:, :, k] + soft_min, outside)
+    return one_back[:, -1]
 
 
 class OTAMHead(FewShotHead):
@@ -180,6 +180,20 @@ class OTAMHead(FewShotHead):
         return -class_average(cost, support_labels, way).to(query.dtype)
 
 
+def project_tuples(linear: nn.Linear, frames: torch.Tensor, tuples: torch.Tensor) -> torch.Tensor:
+    """Apply ``linear`` to every concatenated frame tuple: ``[..., T, D]`` -> ``[..., P, E]``.
+
+    ``tuples`` (int64 ``[P, c]``) lists the frame indices of each tuple; ``linear`` maps ``c * D`` to E.
+    A linear map of a concatenation is the sum of per-slot maps of its parts, so every frame is
+    projected once per slot (T * c products of size D x E instead of P * c).
+    """
+    cardinality = tuples.shape[1]
+    weight = linear.weight.view(linear.out_features * cardinality, -1)  # [E*c, D]: row e*c + slot
+    per_slot = F.linear(frames, weight).unflatten(-1, (-1, cardinality)).transpose(-1, -2)  # [..., T, c, E]
+    slots = torch.arange(cardinality, device=frames.device)
+    return per_slot[..., tuples, slots, :].sum(-2) + linear.bias
+
+
 class _TupleCrossAttention(nn.Module):
     """TRX's temporal cross-transformer for one tuple cardinality.
 
@@ -193,20 +207,16 @@ class _TupleCrossAttention(nn.Module):
         super().__init__()
         tuples = torch.tensor(list(combinations(range(num_frames), cardinality)), dtype=torch.long)
         self.register_buffer("tuples", tuples, persistent=False)  # [P, cardinality]
-        self.key = nn.Sequential(nn.Linear(cardinality * dim, proj_dim), nn.LayerNorm(proj_dim))
+        self.key = nn.Linear(cardinality * dim, proj_dim)
+        self.key_norm = nn.LayerNorm(proj_dim)
         self.value = nn.Linear(cardinality * dim, proj_dim)
-
-    def _tuple_features(self, frames: torch.Tensor) -> torch.Tensor:
-        """``[..., T, D]`` -> ``[..., P, cardinality * D]``."""
-        return frames[..., self.tuples, :].flatten(-2)
 
     def forward(self, grouped_support: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
         """Mean squared distance ``[Q, way]`` from support ``[way, K, T, D]`` and query ``[Q, T, D]``."""
-        way, shots = grouped_support.shape[:2]
-        support_tuples = self._tuple_features(grouped_support).flatten(1, 2)  # [way, K*P, cD]
-        query_tuples = self._tuple_features(query)  # [Q, P, cD]
-        support_keys, support_values = self.key(support_tuples), self.value(support_tuples)
-        query_keys, query_values = self.key(query_tuples), self.value(query_tuples)
+        support_keys = self.key_norm(project_tuples(self.key, grouped_support, self.tuples)).flatten(1, 2)
+        support_values = project_tuples(self.value, grouped_support, self.tuples).flatten(1, 2)  # [way, K*P, E]
+        query_keys = self.key_norm(project_tuples(self.key, query, self.tuples))  # [Q, P, E]
+        query_values = project_tuples(self.value, query, self.tuples)
         scores = torch.einsum("qpe,nre->qnpr", query_keys, support_keys) / math.sqrt(query_keys.shape[-1])
         prototypes = torch.einsum("qnpr,nre->qnpe", scores.softmax(-1), support_values)  # [Q, way, P, E]
         return (query_values.unsqueeze(1) - prototypes).pow(2).sum(-1).mean(-1)
