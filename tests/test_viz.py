@@ -72,3 +72,58 @@ def test_html_index_links_resolve(tmp_path: Path) -> None:
     assert links == ["img/v1.png", "img/v2.png"]
     assert all((page.parent / link).is_file() for link in links)
     assert "My &lt;videos&gt;" in text
+
+
+def _frame_folder(folder: Path, shift: int, frames: int = 12) -> Path:
+    """A small video as a frame folder: a bright square drifting over a dark background."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(frames):
+        image = torch.zeros(40, 56, 3, dtype=torch.uint8)
+        image[8 + i : 24 + i, shift : shift + 16] = 230
+        Image.fromarray(image.numpy()).save(folder / f"{i:04d}.png")
+    return folder
+
+
+def _checkpoint(tmp_path: Path, kind: str) -> Path:
+    from stsampler.config import config_from_dict, config_to_dict
+    from stsampler.engine.builder import build_model
+    from stsampler.engine.checkpoint import save_checkpoint
+
+    cfg = config_from_dict(
+        {
+            "data": {"split_dir": "unused", "num_frames": M, "crop_size": SIZE, "resize_short": SIZE + 4},
+            "sampler": {"kind": kind, "num_frames": T, "scanner_pretrained": False, "scan_size": 32},
+            "model": {"backbone": "smallcnn", "pretrained": False},
+        }
+    )
+    torch.manual_seed(0)
+    model = build_model(cfg, num_train_classes=2)
+    state = {"model": model.state_dict(), "config": config_to_dict(cfg), "num_train_classes": 2}
+    return save_checkpoint(tmp_path / f"{kind}.pt", state)
+
+
+@pytest.mark.parametrize("kind", ["learned", "uniform"])
+def test_show_writes_one_image_per_video_and_an_index(tmp_path: Path, kind: str) -> None:
+    from stsampler.viz import show
+
+    videos = [_frame_folder(tmp_path / "a" / "walk", 2), _frame_folder(tmp_path / "b" / "walk", 30)]
+    paths = show(_checkpoint(tmp_path, kind), videos, tmp_path / "out")
+    assert paths == [tmp_path / "out" / "walk.png", tmp_path / "out" / "walk-2.png", tmp_path / "out" / "index.html"]
+    for png in paths[:2]:
+        with Image.open(png) as image:
+            assert image.size == EXPECTED
+    links = re.findall(r'src="([^"]+)"', paths[2].read_text())
+    assert links == ["walk.png", "walk-2.png"]
+
+
+def test_show_with_support_folder(tmp_path: Path) -> None:
+    from stsampler.viz import show
+
+    support = tmp_path / "support"
+    _frame_folder(support / "left" / "v1", 2)
+    _frame_folder(support / "right" / "v2", 36)
+    paths = show(_checkpoint(tmp_path, "learned"), [_frame_folder(tmp_path / "q", 4)], tmp_path / "out",
+                 html=False, support_dir=support)
+    assert paths == [tmp_path / "out" / "q.png"]
+    with Image.open(paths[0]) as image:
+        assert image.size == EXPECTED

@@ -30,7 +30,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from stsampler.data.transforms import denormalize  # noqa: E402
+from stsampler.data.transforms import denormalize, normalize  # noqa: E402
+from stsampler.engine.predict import Predictor, list_queries  # noqa: E402
 from stsampler.io import atomic_write, atomic_write_text  # noqa: E402
 from stsampler.samplers.base import SamplerOutput  # noqa: E402
 
@@ -230,3 +231,70 @@ def write_html_index(images: Sequence[str | os.PathLike], out: str | os.PathLike
         + "\n</body></html>\n"
     )
     return atomic_write_text(out, page)
+
+
+def show(
+    run_dir_or_checkpoint: str | os.PathLike,
+    videos: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    html: bool = True,
+    support_dir: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+) -> list[Path]:
+    """Draw what a trained model's sampler sees in each video: ``out_dir/<video stem>.png``.
+
+    Each video's M dense frames (segment centres) are decoded with the test transform and sampled
+    in evaluation mode. A task-adaptive sampler adapts to ``support_dir`` (a support folder as for
+    ``stsampler predict``; the figure title then also gives the predicted action); without one,
+    each video serves as its own one-video support set, which the title says.
+
+    Args:
+        run_dir_or_checkpoint: a run directory or checkpoint file.
+        videos: video files, frame folders, or folders searched recursively.
+        out_dir: where the PNGs (and ``index.html``) go.
+        html: also write ``out_dir/index.html`` showing every image.
+        support_dir: optional support folder (one sub-folder of examples per action).
+        device: where the model runs.
+
+    Returns:
+        The PNG paths, in video order (plus the HTML page last when ``html``).
+    """
+    out_dir = Path(out_dir)
+    predictor = Predictor.from_checkpoint(run_dir_or_checkpoint, device=device)
+    sampler = predictor.model.sampler
+    adaptive = predictor.learned and sampler.task_learner is not None
+    task = None
+    if support_dir is not None:
+        predictor.set_support(support_dir)
+        task = predictor.support.task
+    images: list[Path] = []
+    for video in list_queries(videos):
+        numbers = predictor.dense_frame_numbers(video)
+        clip = predictor.decode(video, numbers)
+        title = f"{video.name}: {type(sampler).__name__}"
+        with torch.inference_mode():
+            clips = normalize(clip.to(predictor.device))[None]
+            if predictor.learned:
+                is_support = torch.tensor([task is None], device=predictor.device)
+                output = sampler(clips, is_support, task=task)
+            else:
+                output = sampler(clips, torch.zeros(1, dtype=torch.bool, device=predictor.device))
+        if adaptive and task is None:
+            title += " (adapted to the video itself: no support folder given)"
+        if support_dir is not None:
+            (prediction,) = predictor.predict([video])
+            title += f", predicted {prediction.label!r} ({prediction.probabilities[prediction.label]:.2f})"
+        images.append(render_sampler_figure(clip, output, _unique_png(out_dir, video, images), title,
+                                            frame_numbers=numbers))
+    if html:
+        return images + [write_html_index(images, out_dir / "index.html", title=f"stsampler show: {run_dir_or_checkpoint}")]
+    return images
+
+
+def _unique_png(out_dir: Path, video: Path, taken: Sequence[Path]) -> Path:
+    """``out_dir/<stem>.png``, or ``<stem>-2.png``... when another video of this call took the name."""
+    path, n = out_dir / f"{video.stem}.png", 1
+    while path in taken:
+        n += 1
+        path = out_dir / f"{video.stem}-{n}.png"
+    return path

@@ -238,16 +238,15 @@ class Predictor:
         self.num_dense = num_dense
         self.batch_size = batch_size
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
-        self.crop_size = crop_size
-        self.resize_short = resize_short
         self.transform = ClipTransform(crop_size=crop_size, resize_short=resize_short, train=False)
         sampler = self.model.sampler
         self.learned = isinstance(sampler, STSampler)
-        self.scan_short: int | None = None
+        self.scan_transform: ClipTransform | None = None
         if self.learned:
+            # the same field of view as the full-resolution test crop, at the scanner's size
             scan_size = sampler.scanner.scan_size
-            self.scan_short = max(scan_size, round(scan_size * resize_short / crop_size))
-            self.scan_transform = ClipTransform(crop_size=scan_size, resize_short=self.scan_short, train=False)
+            scan_short = max(scan_size, round(scan_size * resize_short / crop_size))
+            self.scan_transform = ClipTransform(crop_size=scan_size, resize_short=scan_short, train=False)
         self.support: _Support | None = None
         self._fingerprint: str | None = None
 
@@ -269,8 +268,7 @@ class Predictor:
         ``low_res`` decodes at the scanner's resolution (S = scan size) instead of the crop size.
         """
         transform = self.scan_transform if low_res else self.transform
-        short = self.scan_short if low_res else self.resize_short
-        return transform(read_frames(path, frame_numbers, size=short), None)
+        return transform(read_frames(path, frame_numbers, size=transform.resize_short), None)
 
     def _load(self, paths: Sequence[Path], low_res: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Dense frame numbers ``[B, M]`` and normalised dense clips ``[B, M, 3, S, S]`` on the device."""
@@ -319,8 +317,7 @@ class Predictor:
     def fingerprint(self) -> str:
         """A hash of the model's weights and the preprocessing: part of the support cache key."""
         if self._fingerprint is None:
-            preprocessing = (self.num_dense, self.crop_size, self.resize_short, self.scan_short)
-            digest = hashlib.sha256(repr(preprocessing).encode())
+            digest = hashlib.sha256(repr((self.num_dense, self.transform, self.scan_transform)).encode())
             for name, tensor in self.model.state_dict().items():
                 digest.update(name.encode())
                 digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
