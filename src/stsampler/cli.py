@@ -1,0 +1,215 @@
+"""The ``stsampler`` command: thin wrappers that parse arguments and call the library.
+
+Every subcommand imports its dependencies lazily, so ``stsampler --help`` is instant. Errors the
+library raises on bad input (:class:`stsampler.errors.StsamplerError`) are printed as one message,
+without a traceback, and the command exits with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from stsampler.errors import StsamplerError
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from stsampler.demo import DemoConfig, run_demo
+
+    run_demo(DemoConfig.quick() if args.quick else DemoConfig(), Path(args.out), workers=args.workers)
+
+
+def _cmd_synth(args: argparse.Namespace) -> None:
+    from stsampler.data.synthetic import SynthConfig, generate_dataset
+
+    config = SynthConfig(
+        num_classes=args.classes,
+        videos_per_class=args.videos_per_class,
+        num_frames=args.frames,
+        height=args.size,
+        width=args.size,
+        seed=args.seed,
+    )
+    metadata = generate_dataset(Path(args.out), config, workers=args.workers)
+    print(f"wrote {config.num_classes * config.videos_per_class} videos; metadata: {metadata}")
+
+
+def _cmd_splits_fetch(args: argparse.Namespace) -> None:
+    from stsampler.data.splits import fetch_splits
+
+    for path in fetch_splits(args.name, Path(args.dest), overwrite=args.overwrite):
+        print(f"ok  {path}")
+
+
+def _cmd_splits_check(args: argparse.Namespace) -> None:
+    from stsampler.data.splits import BENCHMARKS, check_split_dir, split_dir_for
+
+    split_dir = split_dir_for(args.name, Path(args.splits_root) if args.splits_root else None)
+    expected = BENCHMARKS[args.name].classes if args.name in BENCHMARKS else None
+    report = check_split_dir(split_dir, Path(args.data_root), expected)
+    print(json.dumps(report, indent=2))
+
+
+def _cmd_extract(args: argparse.Namespace) -> None:
+    from stsampler.data.extract import extract_frames
+
+    report = extract_frames(Path(args.src), Path(args.dst), short_side=args.short_side, workers=args.workers)
+    print(f"extracted {report.done}, already done {report.skipped}, failed {len(report.failed)}")
+    for path, message in report.failed:
+        print(f"failed: {path}: {message}", file=sys.stderr)
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from stsampler.config import load_config
+    from stsampler.engine.train import train
+
+    config = load_config(Path(args.config), args.overrides)
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / config.name
+    results = train(config, run_dir, resume=args.resume)
+    print(json.dumps(results, indent=2))
+
+
+def _cmd_eval(args: argparse.Namespace) -> None:
+    from stsampler.engine.evaluate import evaluate_run
+
+    results = evaluate_run(
+        Path(args.checkpoint),
+        split=args.split,
+        episodes=args.episodes,
+        way=args.way,
+        shot=args.shot,
+        query=args.query,
+        seed=args.seed,
+        episodes_file=Path(args.episodes_file) if args.episodes_file else None,
+        out=Path(args.out) if args.out else None,
+        overrides=args.overrides,
+    )
+    summary = {k: v for k, v in results.items() if k not in ("per_episode", "per_class")}
+    print(json.dumps(summary, indent=2))
+
+
+def _cmd_show(args: argparse.Namespace) -> None:
+    from stsampler.viz import show
+
+    written = show(
+        Path(args.run),
+        [Path(v) for v in args.videos],
+        Path(args.out),
+        html=args.html,
+        support_dir=Path(args.support) if args.support else None,
+    )
+    for path in written:
+        print(path)
+
+
+def _cmd_predict(args: argparse.Namespace) -> None:
+    from stsampler.engine.predict import Predictor, collect_queries, write_predictions
+
+    predictor = Predictor.from_checkpoint(Path(args.checkpoint), device=args.device)
+    predictor.set_support(Path(args.support))
+    predictions = predictor.predict(collect_queries(Path(args.query)))
+    for p in predictions:
+        best = p.probabilities[p.label]
+        print(f"{p.path}\t{p.label}\t{best:.3f}")
+    if args.out:
+        write_predictions(predictions, Path(args.out))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``stsampler`` command."""
+    parser = argparse.ArgumentParser(
+        prog="stsampler",
+        description="Task-adaptive spatial-temporal video sampler for few-shot action recognition.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("demo", _cmd_demo, "Synthetic actions: train uniform frames vs the learned sampler, compare, draw.")
+    p.add_argument("--out", default="stsampler_demo", help="output folder (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="a tiny configuration that runs in seconds")
+    p.add_argument("--workers", type=int, default=2, help="data-loading processes (default: %(default)s)")
+
+    p = add("synth", _cmd_synth, "Write a synthetic action dataset (H.264 mp4, split lists, metadata).")
+    p.add_argument("out", help="output folder")
+    p.add_argument("--classes", type=int, default=10)
+    p.add_argument("--videos-per-class", type=int, default=20)
+    p.add_argument("--frames", type=int, default=64, help="frames per video")
+    p.add_argument("--size", type=int, default=112, help="frame width and height in pixels")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2)
+
+    splits = sub.add_parser("splits", help="Download or check the benchmarks' few-shot split lists.")
+    splits_sub = splits.add_subparsers(dest="splits_command", required=True, metavar="ACTION")
+    p = splits_sub.add_parser("fetch", help="Download a benchmark's lists and verify their checksums.")
+    p.set_defaults(handler=_cmd_splits_fetch)
+    p.add_argument("name", help="benchmark name, e.g. kinetics100, ssv2-full, ucf101")
+    p.add_argument("dest", help="folder to write trainlist03.txt, vallist03.txt, testlist03.txt into")
+    p.add_argument("--overwrite", action="store_true")
+    p = splits_sub.add_parser("check", help="Report how many listed videos are missing under a data root.")
+    p.set_defaults(handler=_cmd_splits_check)
+    p.add_argument("name", help="benchmark name or a folder holding the three lists")
+    p.add_argument("data_root", help="folder holding <class>/<video id>.<ext> or frame folders")
+    p.add_argument("--splits-root", help="where fetched lists live (default: ~/.cache/stsampler/splits)")
+
+    p = add("extract", _cmd_extract, "Convert videos to resized JPEG frame folders (parallel, resumable).")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("--short-side", type=int, default=256)
+    p.add_argument("--workers", type=int, default=2)
+
+    p = add("train", _cmd_train, "Episodic training from a YAML recipe (torchrun for several GPUs).")
+    p.add_argument("config", help="YAML recipe, e.g. configs/paper/ucf101_protonet_sampler.yaml")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.shot=5 sampler.kind=uniform")
+    p.add_argument("--run-dir", help="output folder (default: runs/<config name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+
+    p = add("eval", _cmd_eval, "Evaluate a run on fixed seeded episodes: accuracy with a 95%% interval.")
+    p.add_argument("checkpoint", help="run folder or checkpoint file")
+    p.add_argument("overrides", nargs="*", help="key=value overrides of the run's config (e.g. data.data_root=...)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--episodes", type=int, default=10000)
+    p.add_argument("--way", type=int, default=5)
+    p.add_argument("--shot", type=int, default=1)
+    p.add_argument("--query", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--episodes-file", help="JSON list of episodes: reused if present, written if not")
+    p.add_argument("--out", help="write the full results as JSON here")
+
+    p = add("show", _cmd_show, "Draw what the sampler sees: scores, selection, saliency, amplified frames.")
+    p.add_argument("run", help="run folder or checkpoint")
+    p.add_argument("videos", nargs="+")
+    p.add_argument("--out", required=True, help="folder for the PNGs")
+    p.add_argument("--html", action="store_true", help="also write index.html gathering the pictures")
+    p.add_argument("--support", help="support folder (one sub-folder per action) to adapt the sampler to")
+
+    p = add("predict", _cmd_predict, "Recognise actions in your videos from a few examples per action.")
+    p.add_argument("checkpoint", help="run folder or checkpoint")
+    p.add_argument("--support", required=True, help="folder with one sub-folder of 1..K example videos per action")
+    p.add_argument("--query", required=True, help="a video or a folder of videos to classify")
+    p.add_argument("--out", help="write predictions to this .json or .csv file")
+    p.add_argument("--device", default="cpu")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``stsampler`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except StsamplerError as error:
+        print(f"stsampler {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
