@@ -164,7 +164,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--output", help="write the markdown report here as well as to stdout")
     parser.add_argument("--note", default="", help="free text added to the report")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     rows = [row for device in devices for row in run(device, args.repeats)]
     report = "\n".join(
