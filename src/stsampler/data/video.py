@@ -365,23 +365,38 @@ def _iter_frames(container, stream, path: Path) -> Iterator:
         # a damaged tail: end of stream
 
 
-def _configure_threads(stream, threads: int | None) -> None:
-    """Frame + slice threading in the main process; slice threading only inside DataLoader workers.
-
-    Frame threading delays every output by one frame per thread, which costs extra decoding after
-    each seek; several workers already keep the cores busy.
-    """
+def _available_cpus() -> int:
     try:
-        if threads is None:
-            in_worker = torch.utils.data.get_worker_info() is not None
-            stream.thread_type = "SLICE" if in_worker else "AUTO"
-            stream.thread_count = 1 if in_worker else 0
-        elif threads <= 1:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _default_threads() -> int:
+    """Decoder threads when the caller does not say: 0 (FFmpeg's automatic choice, all cores) in
+    the main process; inside a DataLoader worker the cores divided among the workers of every
+    local rank (``LOCAL_WORLD_SIZE`` from torchrun), at least 1."""
+    worker = torch.utils.data.get_worker_info()
+    if worker is None:
+        return 0
+    try:
+        ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        ranks = 1
+    return max(1, _available_cpus() // (max(1, worker.num_workers) * ranks))
+
+
+def _configure_threads(stream, threads: int | None) -> None:
+    """Frame + slice threading with ``threads`` threads (0: automatic); one thread: no threading."""
+    if threads is None:
+        threads = _default_threads()
+    try:
+        if threads == 1:
             stream.thread_type = "SLICE"
             stream.thread_count = 1
         else:
             stream.thread_type = "AUTO"
-            stream.thread_count = int(threads)
+            stream.thread_count = max(0, int(threads))
     except (AttributeError, ValueError, av.FFmpegError):  # pragma: no cover - old PyAV
         pass
 
@@ -573,20 +588,28 @@ def _image_size(file: Path) -> tuple[int, int]:
 
 
 def _load_image(file: Path, size) -> torch.Tensor:
+    """One frame image as uint8 [3, H, W] (Pillow: libjpeg-turbo / libpng).
+
+    A JPEG that must shrink is decoded at a reduced scale first where libjpeg can (DCT scaling by
+    1/2, 1/4, 1/8, never below the target size), then resized with Pillow's antialiasing filter.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(file) as img:
             out_w, out_h = _output_size(img.width, img.height, size)
             if (out_w, out_h) != img.size and img.format == "JPEG":
-                img.draft("RGB", (out_w, out_h))  # DCT scaling: decode at 1/2, 1/4, 1/8 when possible
-            img = img.convert("RGB")
+                img.draft("RGB", (out_w, out_h))
+            if img.mode != "RGB":
+                img = img.convert("RGB")
             if img.size != (out_w, out_h):
                 img = img.resize((out_w, out_h), Image.BILINEAR)
-            array = np.asarray(img)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+            array = np.array(img)  # decodes; a writable copy torch can share
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
         raise VideoReadError(f"{file}: cannot decode the image ({exc}); re-extract the video.") from None
-    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+    if array.ndim != 3 or array.shape[2] != 3:  # pragma: no cover - defensive
+        raise VideoReadError(f"{file}: unexpected image layout {array.shape}; re-extract the video.")
+    return torch.from_numpy(array).permute(2, 0, 1)
 
 
 def _read_folder(path: Path, idx: list[int], size, info: VideoInfo | None) -> torch.Tensor:
@@ -604,7 +627,10 @@ def _read_folder(path: Path, idx: list[int], size, info: VideoInfo | None) -> to
         raise VideoReadError(
             f"{path}: the frames have different sizes {sorted(shapes)}; re-extract the video or pass size=(H, W)."
         )
-    return torch.stack([got[i] for i in idx])
+    result = torch.empty((len(idx), *shapes.pop()), dtype=torch.uint8)
+    for j, i in enumerate(idx):
+        result[j] = got[i]
+    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -652,16 +678,17 @@ def read_frames(
         size: ``None`` keeps the resolution; an ``int`` scales the short side to ``size`` keeping
             the aspect ratio (long side rounded); ``(H, W)`` scales to exactly that size. Scaling
             happens per frame as it is converted from the decoder (swscale, bilinear with
-            antialiasing; JPEG frames use DCT scaling), so a large video never costs its full
-            resolution in memory.
+            antialiasing; JPEG frames shrink by DCT scaling, then Pillow's antialiased resize),
+            so a large video never costs its full resolution in memory.
         info: the :func:`probe_video` result of ``path`` if the caller has it (saves a probe).
         mode: ``"auto"`` (default) decodes forward and seeks only when it skips more than
             ``seek_threshold`` frames; ``"forward"`` never seeks (one pass from the first frame);
             ``"seek"`` seeks to the keyframe before every requested frame that the decoder has
             not reached yet (slow; for tests and benchmarks). Ignored for frame folders.
         seek_threshold: frames a seek must skip to be worth it; default :data:`SEEK_THRESHOLD`.
-        threads: decoder threads; ``None`` picks frame+slice threading in the main process and
-            one thread inside a DataLoader worker (the workers already use the cores).
+        threads: decoder threads (0: FFmpeg's choice). ``None``: all cores in the main process;
+            inside a DataLoader worker, the cores divided among the workers (of all local ranks),
+            so that workers do not oversubscribe the machine.
 
     Returns:
         uint8 tensor ``[len(indices), 3, H, W]``.
