@@ -1,0 +1,196 @@
+"""STSampler: ablation switches, query independence, determinism, plan/apply, gradients."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stsampler.errors import ConfigError, StsamplerError
+from stsampler.samplers.learned import STSampler
+
+B, M, T, SIZE = 6, 8, 4, 32
+SUPPORT = torch.tensor([True, True, False, False, False, False])
+ABLATIONS = [  # (temporal, spatial, task_adaptive): the paper's seven rows
+    (False, False, False),
+    (True, False, False),
+    (False, True, False),
+    (True, True, False),
+    (True, False, True),
+    (False, True, True),
+    (True, True, True),
+]
+
+
+def make(**kwargs: object) -> STSampler:
+    torch.manual_seed(0)
+    options = {"num_frames": T, "num_samples": 32, "hidden": 32, "scan_size": SIZE} | kwargs
+    return STSampler(**options)
+
+
+def clips(size: int = SIZE, seed: int = 0) -> torch.Tensor:
+    return torch.randn(B, M, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture(scope="module")
+def full() -> STSampler:
+    return make()
+
+
+@pytest.mark.parametrize(("temporal", "spatial", "task_adaptive"), ABLATIONS)
+def test_ablation_forward_backward(temporal: bool, spatial: bool, task_adaptive: bool) -> None:
+    sampler = make(temporal=temporal, spatial=spatial, task_adaptive=task_adaptive).train()
+    sampler.generator = torch.Generator().manual_seed(1)
+    x = clips()
+    out = sampler(x, SUPPORT)
+    assert out.frames.shape == (B, T, 3, SIZE, SIZE)
+    assert out.indices.shape == (B, T) and out.indices.dtype == torch.int64
+    assert torch.all(out.indices[:, 1:] > out.indices[:, :-1])
+    assert out.indicator.shape == (B, T, M)
+    assert out.video_feature.shape == (B, sampler.feature_dim)
+    assert (out.scores is not None) == temporal
+    assert (out.saliency is not None) == spatial and (out.grid is not None) == spatial
+    if not temporal:
+        assert out.indices.tolist() == [[1, 3, 5, 7]] * B
+    if not spatial:
+        torch.testing.assert_close(out.frames, torch.einsum("btm,bmchw->btchw", out.indicator, x))
+    (out.frames.square().mean() + out.video_feature.mean()).backward()
+    assert sampler.scanner.conv1[0].weight.grad.abs().sum() > 0
+
+
+def test_shapes_at_default_scan_size() -> None:
+    sampler = make(scan_size=64).eval()
+    with torch.inference_mode():
+        out = sampler(clips(size=64), SUPPORT)
+    assert out.frames.shape == (B, T, 3, 64, 64)
+    assert out.scores.shape == (B, M) and torch.all((out.scores >= 0) & (out.scores <= 1))
+    assert out.saliency.shape == (B, T, 16, 16)
+    assert out.grid.shape == (B, T, 64, 64, 2)
+    assert sampler.feature_dim == 1024
+
+
+def test_eval_is_deterministic_and_hard(full: STSampler) -> None:
+    full.eval()
+    x = clips()
+    with torch.inference_mode():
+        a, b = full(x, SUPPORT), full(x, SUPPORT)
+    torch.testing.assert_close(a.frames, b.frames)
+    torch.testing.assert_close(a.indicator, F.one_hot(a.indices, M).float())
+
+
+def assert_rows_equal(a: torch.Tensor, b: torch.Tensor) -> None:
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_query_independence_in_eval(full: STSampler) -> None:
+    full.eval()
+    x = clips()
+    with torch.inference_mode():
+        ref = full(x, SUPPORT)
+        order = torch.tensor([0, 1, 5, 3, 2, 4])
+        permuted = full(x[order], SUPPORT[order])
+        reduced = full(x[[0, 1, 4]], SUPPORT[[0, 1, 4]])
+    for field in ("frames", "indices", "scores", "saliency", "video_feature"):
+        assert_rows_equal(getattr(permuted, field), getattr(ref, field)[order])
+        assert_rows_equal(getattr(reduced, field), getattr(ref, field)[[0, 1, 4]])
+
+
+def test_query_independence_in_training() -> None:
+    sampler = make().train()
+    x = clips()
+
+    def run(rows: list[int]) -> object:
+        sampler.generator = torch.Generator().manual_seed(9)
+        with torch.no_grad():
+            return sampler(x[rows], SUPPORT[rows])
+
+    ref = run(list(range(B)))
+    order = [0, 1, 5, 3, 2, 4]
+    permuted = run(order)
+    for field in ("indices", "scores", "video_feature"):
+        assert_rows_equal(getattr(permuted, field), getattr(ref, field)[order])
+    # The perturbation noise is drawn row by row: dropping trailing queries keeps every other row.
+    reduced = run([0, 1, 2, 3])
+    for field in ("frames", "indicator", "saliency", "indices", "scores"):
+        assert_rows_equal(getattr(reduced, field), getattr(ref, field)[:4])
+
+
+def test_training_is_reproducible_with_generator() -> None:
+    sampler = make().train()
+    outs = []
+    for _ in range(2):
+        sampler.generator = torch.Generator().manual_seed(4)
+        with torch.no_grad():
+            outs.append(sampler(clips(), SUPPORT).frames)
+    torch.testing.assert_close(outs[0], outs[1])
+
+
+def test_queries_do_not_change_task(full: STSampler) -> None:
+    full.eval()
+    x, other = clips(), clips(seed=1)
+    mixed = torch.cat([x[:2], other[2:]])
+    with torch.inference_mode():
+        g = full.scan(x)[1]
+        g_mixed = full.scan(mixed)[1]
+    task, task_mixed = full.task_params(g[:2]), full.task_params(g_mixed[SUPPORT])
+    torch.testing.assert_close(task.w2, task_mixed.w2)
+    torch.testing.assert_close(task.w_s, task_mixed.w_s)
+
+
+def test_cached_task_for_query_batches(full: STSampler) -> None:
+    full.eval()
+    x = clips()
+    with torch.inference_mode():
+        episode = full(x, SUPPORT)
+        task = full.task_params(full.scan(x[SUPPORT])[1])
+        queries = full(x[~SUPPORT], SUPPORT[~SUPPORT], task=task)
+        with pytest.raises(StsamplerError, match="support"):
+            full(x[~SUPPORT], SUPPORT[~SUPPORT])
+    assert_rows_equal(queries.frames, episode.frames[~SUPPORT])
+
+
+def test_plan_on_low_res_then_apply_full_res(full: STSampler) -> None:
+    full.eval()
+    x = clips(size=2 * SIZE)
+    scan_copy = F.interpolate(x.flatten(0, 1), size=SIZE, mode="bilinear", antialias=True).view(B, M, 3, SIZE, SIZE)
+    with torch.inference_mode():
+        ref = full(x, SUPPORT)
+        plan = full.plan(scan_copy, SUPPORT)
+        rows = torch.arange(B)[:, None]
+        frames = full.apply(plan, x[rows, plan.indices])
+    assert torch.equal(plan.indices, ref.indices)
+    assert plan.saliency.shape == (B, T, 16, 16)
+    assert_rows_equal(frames, ref.frames)
+
+
+def test_sigma_reaches_selector(full: STSampler) -> None:
+    full.sigma = 0.02
+    assert full.selector.sigma == 0.02 and full.sigma == 0.02
+    full.sigma = 0.05
+
+
+def test_gradients_reach_all_parts() -> None:
+    sampler = make().train()
+    sampler.generator = torch.Generator().manual_seed(2)
+    out = sampler(clips(), SUPPORT)
+    target = torch.randn(out.frames.shape, generator=torch.Generator().manual_seed(3))
+    (out.frames * target).sum().backward()
+    params = {
+        "scanner": sampler.scanner.conv1[0].weight,
+        "scanner stage 4": sampler.scanner.stage4[0].branch1[0].weight,
+        "evaluator": sampler.selector.w1.weight,
+        "task encoder": sampler.task_learner.encoder[0].weight,
+        "task w2 generator": sampler.task_learner.gen_ts.weight,
+        "task w_s generator": sampler.task_learner.gen_sa.weight,
+    }
+    for name, param in params.items():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_task_adaptive_needs_something_to_adapt() -> None:
+    with pytest.raises(ConfigError):
+        STSampler(temporal=False, spatial=False, task_adaptive=True)
+    with pytest.raises(ConfigError):
+        STSampler(temporal=False, spatial=True, task_adaptive=True, saliency="code")
+    assert list(itertools.chain(STSampler(temporal=False, spatial=True, task_adaptive=False, saliency="code").amplifier.parameters())) == []
