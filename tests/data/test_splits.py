@@ -18,6 +18,7 @@ from stsampler.data.splits import (
     read_split_list,
     resolve_video,
     split_class_names,
+    split_dir_for,
     write_split_list,
 )
 from stsampler.errors import DatasetError
@@ -189,6 +190,12 @@ def test_check_split_dir_reports_missing_and_absent_lists(tmp_path):
     assert train["classes_ok"] is True and train["empty_classes"] == ["b"]
     assert report["val"]["classes_ok"] is False and report["val"]["found"] == 0
     assert "error" in report["test"]
+
+
+def test_split_dir_for(tmp_path):
+    assert split_dir_for("hmdb51", tmp_path) == tmp_path / "hmdb51"
+    assert split_dir_for(tmp_path / "mine") == tmp_path / "mine"
+    assert split_dir_for("ucf101").parts[-4:] == (".cache", "stsampler", "splits", "ucf101")
 
 
 def test_load_benchmark_split_errors(tmp_path):

@@ -41,6 +41,7 @@ __all__ = [
     "resolve_video",
     "Split",
     "load_split",
+    "split_dir_for",
     "load_benchmark_split",
     "check_split_dir",
     "split_class_names",
@@ -383,6 +384,14 @@ def load_split(split_dir: str | os.PathLike, split: str, data_root: str | os.Pat
     return _resolve_entries(split, entries, _ClassFolderIndex(Path(data_root)))
 
 
+def split_dir_for(name_or_dir: str | os.PathLike, splits_root: str | os.PathLike | None = None) -> Path:
+    """The directory of split lists meant by a registry name (``splits_root/<name>``, default
+    :func:`default_splits_root`) or by a directory path (returned as it is)."""
+    if str(name_or_dir) in BENCHMARKS:
+        return Path(splits_root or default_splits_root()) / str(name_or_dir)
+    return Path(name_or_dir)
+
+
 def load_benchmark_split(
     name_or_dir: str | os.PathLike,
     split: str,
@@ -391,19 +400,17 @@ def load_benchmark_split(
 ) -> Split:
     """Load a split of a registry benchmark (lists under ``splits_root/<name>/``, default
     :func:`default_splits_root`) or of a directory of split lists."""
+    split_dir = split_dir_for(name_or_dir, splits_root)
     if str(name_or_dir) in BENCHMARKS:
-        split_dir = Path(splits_root or default_splits_root()) / str(name_or_dir)
         if not _split_file(split_dir, split).is_file():
             raise DatasetError(
                 f"no {SPLIT_FILES.get(split, split)} in {split_dir}; run "
                 f"`stsampler splits fetch {name_or_dir}` first (or pass a directory of lists)"
             )
-    else:
-        split_dir = Path(name_or_dir)
-        if not split_dir.is_dir():
-            raise DatasetError(
-                f"{name_or_dir!r} is neither a known benchmark ({', '.join(BENCHMARKS)}) nor a directory"
-            )
+    elif not split_dir.is_dir():
+        raise DatasetError(
+            f"{name_or_dir!r} is neither a known benchmark ({', '.join(BENCHMARKS)}) nor a directory"
+        )
     return load_split(split_dir, split, data_root)
 
 
