@@ -1,0 +1,307 @@
+"""Fixed-episode evaluation: mean accuracy +- 95% CI, per-class accuracy, throughput.
+
+Also holds what training and evaluation share to run one episode on a device: mixed-precision
+resolution (:func:`resolve_amp`, :func:`autocast`) and batch preparation (:func:`prepare_batch`).
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from stsampler.config import apply_overrides, config_from_dict, config_to_dict
+from stsampler.data.dataset import VideoDataset
+from stsampler.data.episodes import Episode, FixedEpisodeSampler, collate_episode, load_episodes, sample_episodes, save_episodes
+from stsampler.data.transforms import normalize
+from stsampler.engine import distributed
+from stsampler.engine.builder import build_dataset
+from stsampler.engine.checkpoint import checkpoint_config, load_checkpoint, load_model, resolve_checkpoint
+from stsampler.errors import ConfigError, DatasetError
+from stsampler.io import atomic_write_json
+
+
+def resolve_amp(amp: str, device: torch.device, backbone: str) -> torch.dtype | None:
+    """The autocast dtype for ``train.amp`` on ``device`` (None: full fp32).
+
+    ``auto``: bf16 on CUDA when the card supports it, else fp16; on CPU bf16 for ResNet backbones
+    (where oneDNN's bf16 kernels are faster) and fp32 otherwise (the small CNN is slower in bf16).
+    """
+    if amp == "none":
+        return None
+    if amp == "fp16":
+        if device.type != "cuda":
+            raise ConfigError("train.amp=fp16 needs a CUDA device; use bf16 or none on CPU")
+        return torch.float16
+    if amp == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if backbone.startswith("resnet") else None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` for ``dtype`` on ``device``'s type, or a no-op for None."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def prepare_batch(batch: dict[str, torch.Tensor], device: torch.device, way: int, shot: int) -> dict[str, torch.Tensor]:
+    """Move a collated episode to ``device`` and normalise its frames there.
+
+    Returns ``clips`` float ``[B, M, 3, H, W]``, ``is_support`` bool ``[B]``, ``support_labels``
+    ``[way*shot]``, ``query_labels`` ``[Q]`` (episode labels) and ``class_ids`` ``[B]``. The support
+    rows lead the batch (the episode order), so slicing needs no host-device synchronisation.
+    """
+    num_support = way * shot
+    labels = batch["labels"].to(device, non_blocking=True)
+    return {
+        "clips": normalize(batch["frames"].to(device, non_blocking=True)),
+        "is_support": batch["is_support"].to(device, non_blocking=True),
+        "support_labels": labels[:num_support],
+        "query_labels": labels[num_support:],
+        "class_ids": batch["class_ids"].to(device, non_blocking=True),
+    }
+
+
+def episode_loader(
+    dataset: VideoDataset, batch_sampler: Any, shot: int, workers: int, device: torch.device, seed: int = 0
+) -> DataLoader:
+    """A DataLoader yielding one collated episode per batch from ``batch_sampler``.
+
+    The loader has its own seeded generator, so creating it never draws from the global RNG.
+    """
+    return DataLoader(
+        dataset,
+        batch_sampler=batch_sampler,
+        collate_fn=functools.partial(collate_episode, shot=shot),
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+@dataclass
+class EvalResult:
+    """What :func:`evaluate` measured.
+
+    Attributes:
+        accuracy: mean per-episode query accuracy, in percent.
+        ci95: half-width of the 95% confidence interval, 1.96 * std / sqrt(n), in percent.
+        per_class: accuracy (percent) of the queries of each class, by dataset class name.
+        per_episode: each episode's accuracy in [0, 1], in episode-list order.
+        num_episodes: n.
+        episodes_per_s, videos_per_s: throughput of the whole evaluation (all ranks together).
+    """
+
+    accuracy: float
+    ci95: float
+    per_class: dict[str, float]
+    per_episode: list[float]
+    num_episodes: int
+    episodes_per_s: float
+    videos_per_s: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_episodes(dataset: VideoDataset, way: int, shot: int, query: int, num: int, seed: int) -> list[Episode]:
+    """``num`` seeded episodes over the dataset's classes (the same list for the same arguments)."""
+    return sample_episodes(dataset.labels, way, shot, query, num, seed)
+
+
+def _summarise(per_episode: list[float], per_class_hits: dict[str, list[int]], elapsed: float, videos: int) -> EvalResult:
+    n = len(per_episode)
+    acc = torch.tensor(per_episode, dtype=torch.float64)
+    std = acc.std(unbiased=False).item() if n > 1 else 0.0
+    return EvalResult(
+        accuracy=100.0 * acc.mean().item(),
+        ci95=100.0 * 1.96 * std / math.sqrt(n),
+        per_class={name: 100.0 * hits / total for name, (hits, total) in sorted(per_class_hits.items())},
+        per_episode=per_episode,
+        num_episodes=n,
+        episodes_per_s=n / elapsed if elapsed > 0 else float("inf"),
+        videos_per_s=videos / elapsed if elapsed > 0 else float("inf"),
+    )
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def evaluate(
+    model: nn.Module,
+    dataset: VideoDataset,
+    episodes: Sequence[Episode],
+    shot: int,
+    device: torch.device | str,
+    amp: torch.dtype | None = None,
+    workers: int = 0,
+    progress: bool = False,
+    on_batch: Callable[[dict[str, torch.Tensor], Any], None] | None = None,
+) -> EvalResult:
+    """Classify the queries of fixed episodes with hard selections, in inference mode.
+
+    Episodes are sharded over ranks (episode i on rank i % world_size) and the results gathered, so
+    every rank returns the same :class:`EvalResult`. The same episodes give the same accuracy to
+    the last digit.
+
+    Args:
+        model: a :class:`~stsampler.models.recognizer.FewShotRecognizer` (not DDP-wrapped).
+        dataset: the split's dataset (``train=False``).
+        episodes: the episode list; all of one size.
+        shot: K of the episodes.
+        device: where the model runs.
+        amp: autocast dtype, or None for fp32.
+        workers: DataLoader worker processes.
+        progress: show a progress bar (rank 0).
+        on_batch: called as ``on_batch(batch, output)`` after each episode (batch as collated,
+            output the recogniser's), e.g. to score the sampler's picks.
+    """
+    if not episodes:
+        raise DatasetError("no episodes to evaluate")
+    device = torch.device(device)
+    way = len(episodes[0].classes)
+    rank, world = distributed.rank(), distributed.world_size()
+    loader = episode_loader(dataset, FixedEpisodeSampler(episodes, rank, world), shot, workers, device)
+    hits: list[torch.Tensor] = []
+    query_classes: list[torch.Tensor] = []
+    bar = tqdm(total=len(loader), desc="eval", unit="ep", disable=not (progress and distributed.is_main()))
+    start = time.perf_counter()
+    with _eval_mode(model), torch.inference_mode():
+        for batch in loader:
+            inputs = prepare_batch(batch, device, way, shot)
+            with autocast(device, amp):
+                output = model(inputs["clips"], inputs["is_support"], inputs["support_labels"], way)
+            hits.append(output.logits.argmax(dim=-1) == inputs["query_labels"])
+            query_classes.append(batch["class_ids"][way * shot:])
+            if on_batch is not None:
+                on_batch(batch, output)
+            bar.update(1)
+    bar.close()
+    local_hits = torch.stack(hits).cpu() if hits else torch.zeros(0, 0, dtype=torch.bool)
+    elapsed = time.perf_counter() - start
+    local = {
+        "hits": local_hits,
+        "classes": torch.stack(query_classes) if query_classes else torch.zeros(0, 0, dtype=torch.int64),
+        "elapsed": elapsed,
+    }
+    shards = distributed.gather_objects(local)
+    per_episode: list[float] = [0.0] * len(episodes)
+    per_class: dict[str, list[int]] = {}
+    names = dataset.class_names
+    for r, shard in enumerate(shards):
+        for j, (row, classes) in enumerate(zip(shard["hits"], shard["classes"])):
+            per_episode[j * world + r] = row.double().mean().item()
+            for hit, class_id in zip(row.tolist(), classes.tolist()):
+                entry = per_class.setdefault(names[class_id], [0, 0])
+                entry[0] += int(hit)
+                entry[1] += 1
+    videos = sum(len(e.indices) for e in episodes)
+    return _summarise(per_episode, per_class, max(s["elapsed"] for s in shards), videos)
+
+
+def _episode_list(
+    dataset: VideoDataset, split: str, way: int, shot: int, query: int, num: int, seed: int, episodes_file: str | None
+) -> list[Episode]:
+    """Load the episode file if it exists (checking its size and videos), else draw and save it."""
+    if episodes_file is not None and Path(episodes_file).is_file():
+        episodes, meta = load_episodes(episodes_file, dataset_keys=dataset.keys)
+        wanted = {"way": way, "shot": shot, "query": query}
+        differ = {k: (meta.get(k), v) for k, v in wanted.items() if meta.get(k) != v}
+        if differ:
+            raise DatasetError(
+                f"episode file {episodes_file} holds other episodes than asked for "
+                f"(file vs asked: {differ}); pass another --episodes-file or matching --way/--shot"
+            )
+        return episodes
+    episodes = make_episodes(dataset, way, shot, query, num, seed)
+    if episodes_file is not None and distributed.is_main():
+        save_episodes(episodes_file, episodes, {"split": split, "seed": seed}, dataset_keys=dataset.keys)
+    return episodes
+
+
+def evaluate_run(
+    path: str | os.PathLike,
+    split: str = "test",
+    episodes: int = 10000,
+    way: int | None = None,
+    shot: int | None = None,
+    query: int = 1,
+    seed: int = 0,
+    episodes_file: str | None = None,
+    out: str | os.PathLike | None = None,
+    overrides: Sequence[str] = (),
+    device: str = "auto",
+    workers: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Evaluate a run directory (its best checkpoint, else last) or a checkpoint file.
+
+    Args:
+        path: run directory or ``.pt`` file.
+        split: ``train``, ``val`` or ``test``.
+        episodes: number of episodes to draw (ignored when ``episodes_file`` exists).
+        way, shot: N and K; None takes the run's ``eval`` section, then its ``train`` section.
+        query: queries per class.
+        seed: episode seed.
+        episodes_file: a JSON episode list: read when it exists (so every model sees the same
+            tasks), else drawn and written there.
+        out: where to write the results JSON (atomically), or None.
+        overrides: ``key=value`` config overrides (e.g. ``data.data_root=/data/ucf101``); the
+            model / sampler architecture cannot change.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        workers: DataLoader workers (None: ``data.workers``).
+        progress: show a progress bar.
+
+    Returns:
+        A JSON-ready dict: the :class:`EvalResult` fields plus what was evaluated.
+    """
+    ckpt_path = resolve_checkpoint(path)
+    stored = checkpoint_config(load_checkpoint(ckpt_path), str(ckpt_path))
+    cfg = config_from_dict(apply_overrides(config_to_dict(stored), overrides), source="overrides")
+    way = way or cfg.eval.way or cfg.train.way
+    shot = shot or cfg.eval.shot or cfg.train.shot
+    dataset = build_dataset(cfg, split, train=False)
+    episode_list = _episode_list(dataset, split, way, shot, query, episodes, seed, episodes_file)
+    dev = distributed.init(device)
+    model, cfg = load_model(ckpt_path, dev, config=cfg)
+    amp = resolve_amp(cfg.train.amp, dev, cfg.model.backbone)
+    result = evaluate(
+        model, dataset, episode_list, shot, dev, amp,
+        workers=cfg.data.workers if workers is None else workers, progress=progress,
+    )
+    report = {
+        "checkpoint": str(ckpt_path),
+        "name": cfg.name,
+        "split": split,
+        "way": way,
+        "shot": shot,
+        "query": query,
+        "seed": seed,
+        "episodes_file": episodes_file,
+        "device": str(dev),
+        "amp": str(amp).removeprefix("torch.") if amp is not None else "none",
+        **result.to_dict(),
+    }
+    if out is not None and distributed.is_main():
+        atomic_write_json(out, report)
+    return report

@@ -1,0 +1,402 @@
+"""Episodic training: gradient accumulation over episodes, DDP, AMP, validation, checkpoints, resume.
+
+One optimiser step consumes ``train.tasks_per_batch`` episodes over all ranks: each of W ranks
+runs ``tasks_per_batch / W`` episodes, accumulating gradients (DDP all-reduces only on the last),
+each episode's loss scaled so the step's gradient is the mean over all its episodes. Episode ``g``
+of the run is the same task whatever W (see :class:`~stsampler.data.episodes.EpisodeSampler`).
+
+The run directory holds ``config.yaml`` (resolved), ``train.log``, ``results.json``,
+``checkpoints/{last,best}.pt`` and ``tensorboard/``. ``best.pt`` is chosen on the val split.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from stsampler.config import Config, TrainConfig, config_to_dict, save_config
+from stsampler.data.dataset import VideoDataset
+from stsampler.data.episodes import EpisodeSampler
+from stsampler.engine import distributed
+from stsampler.engine.builder import build_dataset, build_model, resolve_split
+from stsampler.engine.checkpoint import (
+    BEST,
+    CHECKPOINT_DIR,
+    LAST,
+    architecture_diff,
+    capture_rng,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
+from stsampler.engine.evaluate import autocast, episode_loader, evaluate, make_episodes, prepare_batch, resolve_amp
+from stsampler.errors import CheckpointError, ConfigError
+from stsampler.io import atomic_write_json
+from stsampler.models.recognizer import FewShotRecognizer
+from stsampler.ops.topk import sigma_at
+from stsampler.samplers.learned import STSampler
+
+log = logging.getLogger(__name__)
+
+
+def unwrap(model: nn.Module) -> FewShotRecognizer:
+    """The recogniser inside a DDP wrapper (or the model itself)."""
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Sequence[dict[str, torch.Tensor]],
+    way: int,
+    shot: int,
+    device: torch.device,
+    amp: torch.dtype | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    clip_grad: float | None = None,
+) -> dict[str, torch.Tensor]:
+    """One optimiser step over this rank's episodes (gradient accumulation; DDP syncs on the last).
+
+    Args:
+        model: the recogniser, possibly DDP-wrapped (gradients then averaged over ranks).
+        optimizer: its optimiser.
+        batches: this rank's collated episodes of the step (``collate_episode`` output each).
+        way, shot: N and K of the episodes.
+        device: where the model is.
+        amp: autocast dtype or None.
+        scaler: gradient scaler (fp16) or None.
+        clip_grad: max global gradient norm, or None.
+
+    Returns:
+        Detached device scalars, means over this rank's episodes: ``loss``, ``ce``, ``aux``,
+        ``accuracy``. Reading them synchronises with the device, so callers do so only to log.
+    """
+    core = unwrap(model)
+    optimizer.zero_grad(set_to_none=True)
+    sums = torch.zeros(4, device=device)
+    for j, batch in enumerate(batches):
+        inputs = prepare_batch(batch, device, way, shot)
+        last = j == len(batches) - 1
+        sync = contextlib.nullcontext() if last or not isinstance(model, DistributedDataParallel) else model.no_sync()
+        with sync:
+            with autocast(device, amp):
+                output = model(inputs["clips"], inputs["is_support"], inputs["support_labels"], way)
+                loss, parts = core.loss(output, inputs["query_labels"], inputs["class_ids"])
+            scaled = loss / len(batches)
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+        accuracy = (output.logits.argmax(dim=-1) == inputs["query_labels"]).float().mean()
+        sums += torch.stack([loss.detach().float(), parts["ce"].detach().float(), parts["aux"].detach().float(), accuracy])
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    if clip_grad is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    means = sums / len(batches)
+    return {"loss": means[0], "ce": means[1], "aux": means[2], "accuracy": means[3]}
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """SGD (with momentum) or AdamW over the trainable parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Learning-rate multiplier for optimiser step ``step`` (0-based), from the episode count.
+
+    Linear warm-up over ``warmup`` episodes, then ``constant``, ``cosine`` (to 0 at
+    ``episodes``) or ``step`` (times ``step_gamma`` every ``step_every`` episodes).
+    """
+    done = step * cfg.tasks_per_batch
+    warm = min(1.0, (done + cfg.tasks_per_batch) / cfg.warmup) if cfg.warmup > 0 else 1.0
+    if cfg.schedule == "cosine":
+        return warm * 0.5 * (1.0 + math.cos(math.pi * min(done, cfg.episodes) / cfg.episodes))
+    if cfg.schedule == "step":
+        return warm * cfg.step_gamma ** (done // cfg.step_every)
+    return warm
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _set_sigma(model: FewShotRecognizer, cfg: Config, episodes_done: int) -> None:
+    """Apply the perturbed top-k's sigma schedule (a pure function of the episode count)."""
+    if isinstance(model.sampler, STSampler):
+        s = cfg.sampler
+        model.sampler.sigma = sigma_at(episodes_done, s.sigma0, s.sigma_decay, s.sigma_every, s.sigma_min)
+
+
+def _crossed(before: int, after: int, every: int) -> bool:
+    return after // every > before // every
+
+
+def _attach_log_file(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.getLogger("stsampler").addHandler(handler)
+    logging.getLogger("stsampler").setLevel(logging.INFO)
+    return handler
+
+
+class _Trainer:
+    """State and steps of one training run (one per process)."""
+
+    def __init__(self, cfg: Config, run_dir: Path, resume: bool, progress: bool) -> None:
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.progress = progress
+        tcfg = cfg.train
+        self.device = distributed.init(tcfg.device)
+        self.rank, self.world = distributed.rank(), distributed.world_size()
+        if tcfg.tasks_per_batch % self.world:
+            raise ConfigError(
+                f"train.tasks_per_batch ({tcfg.tasks_per_batch}) must be a multiple of the number of "
+                f"processes ({self.world})"
+            )
+        self.per_rank = tcfg.tasks_per_batch // self.world
+        self.total_steps = math.ceil(tcfg.episodes / tcfg.tasks_per_batch)
+        self.amp = resolve_amp(tcfg.amp, self.device, cfg.model.backbone)
+        self.state = self._resume_state(resume)
+        # Every check that can fail on bad input runs before the model is built.
+        train_split = resolve_split(cfg, "train")
+        self.train_set = build_dataset(cfg, "train", train=True, split_data=train_split)
+        self.val_set = build_dataset(cfg, "val", train=False) if tcfg.val_episodes > 0 else None
+        self.val_episodes = (
+            make_episodes(self.val_set, tcfg.way, tcfg.shot, cfg.eval.query, tcfg.val_episodes, cfg.eval.seed)
+            if self.val_set is not None
+            else []
+        )
+        self.episodes_done = int(self.state["episodes"]) if self.state else 0
+        self.step = int(self.state["step"]) if self.state else 0
+        self.sampler = EpisodeSampler(
+            self.train_set.labels, tcfg.way, tcfg.shot, tcfg.query,
+            num_episodes=self.total_steps * self.per_rank, seed=tcfg.seed, rank=self.rank,
+            world_size=self.world, start=self.step * self.per_rank,
+        )
+        seed_everything(tcfg.seed)
+        self.model = build_model(cfg, num_train_classes=len(train_split.classes)).to(self.device)
+        if tcfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if isinstance(self.model.sampler, STSampler):
+            self.model.sampler.generator = torch.Generator(self.device).manual_seed(tcfg.seed + 7919 * self.rank)
+        seed_everything(tcfg.seed + self.rank)
+        self.optimizer = build_optimizer(self.model, tcfg)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, tcfg))
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp == torch.float16 else None
+        self.best = self.state.get("best") if self.state else None
+        self.history: list[dict] = list(self.state.get("history", [])) if self.state else []
+        if self.state:
+            self._load_training_state()
+        self.net: nn.Module = self.model
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids)
+
+    def _resume_state(self, resume: bool) -> dict | None:
+        last = self.run_dir / CHECKPOINT_DIR / LAST
+        if not resume:
+            if last.exists():
+                raise CheckpointError(
+                    f"{self.run_dir} already holds a run ({last}); resume it with --resume or choose "
+                    "another run directory"
+                )
+            return None
+        state = load_checkpoint(last)
+        diffs = architecture_diff(state["config"], config_to_dict(self.cfg))
+        if diffs:
+            raise CheckpointError(f"cannot resume {last}: its architecture differs: " + "; ".join(diffs))
+        return state
+
+    def _load_training_state(self) -> None:
+        state = self.state
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+
+    def _checkpoint(self, name: str, full: bool) -> None:
+        if not distributed.is_main():
+            return
+        state = {
+            "config": config_to_dict(self.cfg),
+            "num_train_classes": self.model.aux_classifier.out_features,
+            "model": self.model.state_dict(),
+            "episodes": self.episodes_done,
+            "step": self.step,
+            "best": self.best,
+            "history": self.history,
+        }
+        if full:
+            state.update(
+                optimizer=self.optimizer.state_dict(),
+                scheduler=self.scheduler.state_dict(),
+                scaler=self.scaler.state_dict() if self.scaler is not None else {},
+                rng=capture_rng(self.model),
+            )
+        save_checkpoint(self.run_dir / CHECKPOINT_DIR / name, state)
+
+    def _validate(self) -> dict:
+        if self.world > 1:
+            for buffer in self.model.buffers():
+                torch.distributed.broadcast(buffer, src=0)
+        result = evaluate(
+            self.model, self.val_set, self.val_episodes, self.cfg.train.shot, self.device, self.amp,
+            workers=self.cfg.data.workers, progress=False,
+        )
+        entry = {"episodes": self.episodes_done, "accuracy": result.accuracy, "ci95": result.ci95}
+        self.history.append(entry)
+        log.info("val after %d episodes: %.2f +- %.2f%%", self.episodes_done, result.accuracy, result.ci95)
+        if self.best is None or result.accuracy > self.best["accuracy"]:
+            self.best = entry
+            self._checkpoint(BEST, full=False)
+        return entry
+
+    def run(self, max_steps: int | None) -> dict:
+        tcfg = self.cfg.train
+        main = distributed.is_main()
+        writer = None
+        if main:
+            from torch.utils.tensorboard import SummaryWriter  # slow import, rank 0 only
+
+            writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step)
+        loader = episode_loader(self.train_set, self.sampler, tcfg.shot, self.cfg.data.workers, self.device, tcfg.seed)
+        if self.state:
+            restore_rng(self.state["rng"], self.model)
+        self.model.train()
+        bar = tqdm(
+            total=self.total_steps * tcfg.tasks_per_batch, initial=self.episodes_done, unit="ep",
+            desc=self.cfg.name, disable=not (self.progress and main),
+        )
+        start_time, start_episodes = time.perf_counter(), self.episodes_done
+        running = torch.zeros(4, device=self.device)
+        since_log = 0
+        logged: dict[str, float] = {}
+        train_history: list[dict] = []
+        stopped = False
+        iterator = iter(loader)
+        first_step = self.step
+        while self.step < self.total_steps:
+            if max_steps is not None and self.step - first_step >= max_steps:
+                stopped = True
+                break
+            _set_sigma(self.model, self.cfg, self.episodes_done)
+            batches = [next(iterator) for _ in range(self.per_rank)]
+            stats = train_step(
+                self.net, self.optimizer, batches, tcfg.way, tcfg.shot, self.device, self.amp, self.scaler,
+                tcfg.clip_grad,
+            )
+            self.scheduler.step()
+            before = self.episodes_done
+            self.step += 1
+            self.episodes_done += tcfg.tasks_per_batch
+            running += torch.stack([stats["loss"], stats["ce"], stats["aux"], stats["accuracy"]])
+            since_log += 1
+            bar.update(tcfg.tasks_per_batch)
+            if self.step % tcfg.log_every == 0 or self.step == self.total_steps:
+                means = distributed.all_reduce_mean(running / since_log).tolist()
+                logged = dict(zip(("loss", "ce", "aux", "accuracy"), means))
+                logged["lr"] = self.optimizer.param_groups[0]["lr"]
+                logged["episodes_per_s"] = (self.episodes_done - start_episodes) / (time.perf_counter() - start_time)
+                running.zero_()
+                since_log = 0
+                train_history.append({"episodes": self.episodes_done, **logged})
+                if main:
+                    bar.set_postfix(loss=f"{logged['loss']:.3f}", acc=f"{logged['accuracy']:.3f}")
+                    log.info("step %d episodes %d %s", self.step, self.episodes_done,
+                             " ".join(f"{k}={v:.4g}" for k, v in logged.items()))
+                    for key, value in logged.items():
+                        writer.add_scalar(f"train/{key}", value, self.episodes_done)
+            finished = self.step == self.total_steps
+            if self.val_episodes and (_crossed(before, self.episodes_done, tcfg.val_every) or finished):
+                entry = self._validate()
+                self.model.train()
+                if writer is not None:
+                    writer.add_scalar("val/accuracy", entry["accuracy"], self.episodes_done)
+            if _crossed(before, self.episodes_done, tcfg.ckpt_every) or finished:
+                self._checkpoint(LAST, full=True)
+        if stopped:
+            self._checkpoint(LAST, full=True)
+        bar.close()
+        if writer is not None:
+            writer.close()
+        elapsed = time.perf_counter() - start_time
+        results = {
+            "name": self.cfg.name,
+            "status": "stopped" if stopped else "finished",
+            "episodes": self.episodes_done,
+            "steps": self.step,
+            "world_size": self.world,
+            "device": str(self.device),
+            "amp": str(self.amp).removeprefix("torch.") if self.amp is not None else "none",
+            "train": logged,
+            "train_history": train_history,
+            "val": self.history,
+            "best": self.best,
+            "elapsed_s": elapsed,
+            "episodes_per_s": (self.episodes_done - start_episodes) / elapsed if elapsed > 0 else 0.0,
+        }
+        if main:
+            atomic_write_json(self.run_dir / "results.json", results)
+        distributed.barrier()
+        return results
+
+
+def train(
+    cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True, max_steps: int | None = None
+) -> dict:
+    """Train a recogniser episodically and return the run's results (also in ``run_dir/results.json``).
+
+    Under ``torchrun`` (``WORLD_SIZE > 1``) the process group is started here and each rank trains
+    on its own episodes.
+
+    Args:
+        cfg: the resolved config.
+        run_dir: the run directory (created).
+        resume: continue from ``run_dir/checkpoints/last.pt`` (same config architecture required).
+        progress: show a progress bar (rank 0).
+        max_steps: stop after this many optimiser steps in this call, writing ``last.pt`` (as a
+            killed run would have); ``resume=True`` continues it. None: run to the end.
+
+    Raises:
+        ConfigError, DatasetError, CheckpointError: bad input, before any training starts.
+    """
+    run_dir = Path(run_dir)
+    initialised_here = not distributed.is_initialized()
+    handler = None
+    try:
+        trainer = _Trainer(cfg, run_dir, resume, progress)
+        if distributed.is_main():
+            run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, run_dir / "config.yaml")
+            handler = _attach_log_file(run_dir / "train.log")
+            log.info("%s %s: %d steps of %d episodes on %s x%d, amp=%s", "resuming" if resume else "training",
+                     cfg.name, trainer.total_steps, cfg.train.tasks_per_batch, trainer.device, trainer.world,
+                     trainer.amp)
+        return trainer.run(max_steps)
+    finally:
+        if handler is not None:
+            logging.getLogger("stsampler").removeHandler(handler)
+            handler.close()
+        if initialised_here:
+            distributed.cleanup()

@@ -1,0 +1,89 @@
+"""Checkpoints: round trip, unreadable files, architecture checks, RNG capture."""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stsampler.config import config_to_dict
+from stsampler.engine.builder import build_model
+from stsampler.engine.checkpoint import (
+    capture_rng,
+    load_checkpoint,
+    load_model,
+    restore_rng,
+    save_checkpoint,
+)
+from stsampler.errors import CheckpointError
+
+
+def _save_model(cfg, path: Path, num_classes: int = 4) -> torch.nn.Module:
+    torch.manual_seed(1)
+    model = build_model(cfg, num_classes)
+    save_checkpoint(path, {"config": config_to_dict(cfg), "num_train_classes": num_classes, "model": model.state_dict()})
+    return model
+
+
+def test_load_model_round_trip_from_run_dir(tiny_config, tmp_path: Path) -> None:
+    cfg = tiny_config()
+    model = _save_model(cfg, tmp_path / "run" / "checkpoints" / "last.pt")
+    loaded, loaded_cfg = load_model(tmp_path / "run")
+    assert config_to_dict(loaded_cfg) == config_to_dict(cfg)
+    assert not loaded.training
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+
+def test_missing_and_corrupt_files_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="nope.pt"):
+        load_checkpoint(tmp_path / "nope.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="bad.pt"):
+        load_checkpoint(bad)
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a stsampler checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    (tmp_path / "empty_run").mkdir()
+    with pytest.raises(CheckpointError, match="best.pt"):
+        load_model(tmp_path / "empty_run")
+
+
+def test_other_architecture_is_refused_with_the_differing_keys(tiny_config, tmp_path: Path) -> None:
+    path = tmp_path / "ckpt.pt"
+    _save_model(tiny_config(), path)
+    requested = tiny_config(model={"head": "otam"}, sampler={"num_frames": 3})
+    with pytest.raises(CheckpointError) as info:
+        load_model(path, config=requested)
+    message = str(info.value)
+    assert "model.head: 'protonet' -> 'otam'" in message and "sampler.num_frames: 4 -> 3" in message
+    # Not an architecture change: training-only settings may differ.
+    load_model(path, config=tiny_config(model={"aux_weight": 0.5}, sampler={"num_samples": 7}))
+
+
+def test_state_dict_mismatch_names_the_keys(tiny_config, tmp_path: Path) -> None:
+    cfg = tiny_config()
+    path = tmp_path / "ckpt.pt"
+    _save_model(cfg, path, num_classes=4)
+    state = load_checkpoint(path)
+    state["num_train_classes"] = 7  # the auxiliary classifier is rebuilt with another shape
+    state["model"]["extra.weight"] = torch.zeros(1)
+    save_checkpoint(path, state)
+    with pytest.raises(CheckpointError, match=r"unexpected keys \['extra.weight'\].*aux_classifier.weight"):
+        load_model(path)
+
+
+def test_rng_capture_restores_every_generator(tiny_config, tmp_path: Path) -> None:
+    model = build_model(tiny_config(sampler={"kind": "random"}), 4)
+    state = capture_rng(model)
+    save_checkpoint(tmp_path / "rng.pt", {"config": {}, "model": {}, "rng": state})
+    first = (torch.rand(3), np.random.rand(3), random.random(),
+             torch.rand(2, generator=model.sampler.generator))
+    restore_rng(load_checkpoint(tmp_path / "rng.pt")["rng"], model)
+    again = (torch.rand(3), np.random.rand(3), random.random(),
+             torch.rand(2, generator=model.sampler.generator))
+    assert torch.equal(first[0], again[0]) and np.array_equal(first[1], again[1])
+    assert first[2] == again[2] and torch.equal(first[3], again[3])

@@ -1,0 +1,95 @@
+"""Episodic training on tiny synthetic videos: learning, resume equivalence, bad input."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from stsampler.engine.builder import build_dataset
+from stsampler.engine.checkpoint import load_checkpoint, load_model
+from stsampler.engine.evaluate import evaluate, make_episodes
+from stsampler.engine.train import lr_factor, train
+from stsampler.errors import CheckpointError, DatasetError
+
+
+def test_training_lowers_the_loss_and_beats_chance(tiny_config, tmp_path: Path) -> None:
+    cfg = tiny_config(
+        train={"episodes": 80, "tasks_per_batch": 4, "log_every": 5, "val_every": 40, "val_episodes": 6,
+               "ckpt_every": 40},
+    )
+    results = train(cfg, tmp_path / "run", progress=False)
+    history = results["train_history"]
+    assert results["status"] == "finished" and results["episodes"] == 80 and len(history) == 4
+    assert history[-1]["loss"] < history[0]["loss"]
+    run = tmp_path / "run"
+    for name in ("config.yaml", "train.log", "results.json", "checkpoints/last.pt", "checkpoints/best.pt"):
+        assert (run / name).is_file(), name
+    assert json.loads((run / "results.json").read_text())["episodes"] == 80
+    assert [v["episodes"] for v in results["val"]] == [40, 80]
+    assert results["best"]["accuracy"] == max(v["accuracy"] for v in results["val"])
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["episodes"] == 80
+    # Chance is 1/3; query accuracy over training classes (fixed episodes, hard selection).
+    model, cfg = load_model(run)
+    train_set = build_dataset(cfg, "train", train=False)
+    result = evaluate(model, train_set, make_episodes(train_set, 3, 1, 2, 20, seed=5), 1, "cpu")
+    assert result.accuracy > 100 / 3 + 15
+
+
+def test_resume_reaches_the_same_parameters(tiny_config, tmp_path: Path) -> None:
+    cfg = tiny_config(
+        sampler={"kind": "learned", "temporal": True, "spatial": True, "task_adaptive": True, "sigma_every": 4},
+        train={"episodes": 8, "tasks_per_batch": 2, "schedule": "cosine", "warmup": 2, "val_every": 4,
+               "val_episodes": 2, "optimizer": "sgd", "lr": 0.05},
+    )
+    straight = train(cfg, tmp_path / "straight", progress=False)
+    stopped = train(cfg, tmp_path / "resumed", progress=False, max_steps=2)
+    assert stopped["status"] == "stopped" and stopped["episodes"] == 4
+    with pytest.raises(CheckpointError, match="--resume"):
+        train(cfg, tmp_path / "resumed", progress=False)
+    resumed = train(cfg, tmp_path / "resumed", resume=True, progress=False)
+    assert resumed["episodes"] == straight["episodes"] == 8
+    a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")
+    assert a["model"].keys() == b["model"].keys()
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert [v["accuracy"] for v in straight["val"]] == [v["accuracy"] for v in resumed["val"]]
+
+
+def test_resume_with_another_architecture_is_refused(tiny_config, tmp_path: Path) -> None:
+    train(tiny_config(), tmp_path / "run", progress=False, max_steps=1)
+    with pytest.raises(CheckpointError, match="model.head"):
+        train(tiny_config(model={"head": "otam"}), tmp_path / "run", resume=True, progress=False)
+
+
+def test_missing_videos_fail_before_training(tiny_config, synth_root: Path, tmp_path: Path, caplog) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DatasetError, match=r"24 of the 24 videos of the train split.*splits check"):
+        train(tiny_config(data={"data_root": str(empty)}), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+    # A small loss (Kinetics-style) is tolerated with a warning.
+    partial = tmp_path / "partial"
+    shutil.copytree(synth_root / "videos", partial)
+    victim = sorted(partial.rglob("*.mp4"))[0]
+    victim.unlink()
+    cfg = tiny_config(data={"data_root": str(partial), "max_bad_fraction": 0.1})
+    with caplog.at_level(logging.WARNING):
+        dataset = build_dataset(cfg, "train", train=True)
+    assert "1 of the 24 videos" in caplog.text
+    assert len(dataset) == 23
+
+
+def test_lr_schedules() -> None:
+    from stsampler.config import TrainConfig
+
+    cosine = TrainConfig(episodes=100, tasks_per_batch=10, schedule="cosine", warmup=20)
+    assert lr_factor(0, cosine) == pytest.approx(0.5)  # warm-up: 10 of 20 episodes
+    assert lr_factor(5, cosine) == pytest.approx(0.5)  # half-way down the cosine
+    step = TrainConfig(episodes=100, tasks_per_batch=10, schedule="step", step_every=30, step_gamma=0.1)
+    assert [lr_factor(s, step) for s in (0, 2, 3, 6)] == pytest.approx([1.0, 1.0, 0.1, 0.01])
