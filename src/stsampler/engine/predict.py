@@ -43,7 +43,7 @@ from stsampler.models.recognizer import FewShotRecognizer
 from stsampler.samplers.learned import STSampler
 from stsampler.samplers.task_learner import TaskParams
 
-__all__ = ["Prediction", "Predictor", "scan_support_dir", "list_queries", "write_predictions"]
+__all__ = ["Prediction", "Predictor", "embed_sampled_frames", "scan_support_dir", "list_queries", "write_predictions"]
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +305,7 @@ class Predictor:
             full = torch.stack([self.decode(p, s) for p, s in zip(paths, selected)])
             frames = sampler.apply(plan, normalize(full.to(self.device)))
             video_feature = plan.video_feature
-        return _frame_embeddings(self.model, frames, video_feature), selected
+        return embed_sampled_frames(self.model, frames, video_feature), selected
 
     def _embed_all(self, paths: Sequence[Path], is_support: bool, task: TaskParams | None):
         parts = [self._embed_batch(paths[i : i + self.batch_size], is_support, task)
@@ -426,11 +426,12 @@ class Predictor:
         return predictions
 
 
-def _frame_embeddings(
+def embed_sampled_frames(
     model: FewShotRecognizer, frames: torch.Tensor, video_feature: torch.Tensor | None
 ) -> torch.Tensor:
-    """Backbone embeddings of sampled frames ``[B, T, 3, H, W]`` -> ``[B, T, D']`` (g_X appended when
-    the recogniser concatenates it)."""
+    """Backbone embeddings of sampled frames ``[B, T, 3, H, W]`` -> ``[B, T, D']``, g_X ``[B, Dg]``
+    appended to every frame when the recogniser concatenates it: what ``FewShotRecognizer.embed``
+    computes after its sampler, for frames sampled outside it (decoded after ``STSampler.plan``)."""
     num_videos, num_frames = frames.shape[:2]
     embeddings = model.backbone(frames.flatten(0, 1)).view(num_videos, num_frames, -1)
     if model.concat_scan_feature:
