@@ -11,12 +11,13 @@ Usage: ``python benchmarks/amplify.py [--repeats 3] [--output benchmarks/results
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 import torch
 import torch.nn.functional as F
 
-from perturbed_topk import machine_description, median_time
+from perturbed_topk import best_times, machine_description
 from stsampler.ops.amplify import amplify, amplify_grid
 
 FRAMES, SIZE, SALIENCY = 240, 224, 16
@@ -81,11 +82,10 @@ def run(device: torch.device, repeats: int) -> list[str]:
         return call
 
     max_diff = (amplify_loop(frames, saliency) - amplify(frames, saliency, MAX_ZOOM)).abs().max().item()
-    times = {}
-    for name in impls:
-        with torch.no_grad():
-            forward = median_time(step(name, False), device, repeats)
-        times[name] = (forward, median_time(step(name, True), device, repeats))
+    with torch.no_grad():
+        forward = best_times({name: step(name, False) for name in impls}, device, repeats)
+    train = best_times({name: step(name, True) for name in impls}, device, repeats)
+    times = {name: (forward[name], train[name]) for name in impls}
     base = times["grid_sample floor"]
     rows = [
         f"| {device.type} | {name} | {fwd * 1e3:.1f} ({fwd / base[0]:.2f}x) | {both * 1e3:.1f} ({both / base[1]:.2f}x) |"
@@ -110,13 +110,13 @@ def main() -> None:
         [
             "# amplify benchmark",
             "",
-            f"Command: `python {' '.join(sys.argv)}`",
+            f"Command: `python {shlex.join(sys.argv)}`",
             "",
             *(machine_description(d) for d in devices),
             *([f"- note: {args.note}"] if args.note else []),
             "",
             f"{FRAMES} frames 3x{SIZE}x{SIZE} float32, saliency {SALIENCY}x{SALIENCY}, max_zoom {MAX_ZOOM}. "
-            f"Median wall time over {args.repeats} runs after a warm-up; in brackets the ratio to the "
+            f"Best wall time of {args.repeats} interleaved runs after a warm-up; in brackets the ratio to the "
             "floor (grid_sample with a precomputed grid). Forward runs under no_grad.",
             "",
             "| device | implementation | forward ms | forward + backward ms |",
