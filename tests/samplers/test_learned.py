@@ -194,3 +194,24 @@ def test_task_adaptive_needs_something_to_adapt() -> None:
     with pytest.raises(ConfigError):
         STSampler(temporal=False, spatial=True, task_adaptive=True, saliency="code")
     assert list(itertools.chain(STSampler(temporal=False, spatial=True, task_adaptive=False, saliency="code").amplifier.parameters())) == []
+
+
+def test_soft_selection_without_autograd() -> None:
+    sampler = make(spatial=False).train()
+    sampler.generator = torch.Generator().manual_seed(5)
+    sampler.sigma = 1.0
+    x = clips()
+    with torch.no_grad():
+        out = sampler(x, SUPPORT)
+    assert not torch.all((out.indicator == 0) | (out.indicator == 1))
+    torch.testing.assert_close(out.frames, torch.einsum("btm,bmchw->btchw", out.indicator, x))
+
+
+def test_eval_saliency_is_that_of_the_selected_frames(full: STSampler) -> None:
+    full.eval()
+    x = clips()
+    with torch.inference_mode():
+        out = full(x, SUPPORT)
+        _, g, maps = full.scan(x)
+        dense = full.amplifier.saliency(maps, full.task_params(g[SUPPORT]).w_s).view(B, M, 16, 16)
+    assert_rows_equal(out.saliency, dense[torch.arange(B)[:, None], out.indices])

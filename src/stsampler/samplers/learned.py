@@ -42,6 +42,8 @@ class SamplePlan(NamedTuple):
         scores: frame scores ``[B, M]`` in [0, 1], or None without the temporal selector.
         saliency: saliency of the selected frames ``[B, T, h, w]``, or None without amplification.
         video_feature: scan feature g_X ``[B, D]``.
+        soft: the indicator mixes frames (training with the temporal selector), so selection is the
+            product Y X; otherwise it is one-hot and selection is a gather at ``indices``.
     """
 
     indices: torch.Tensor
@@ -49,6 +51,18 @@ class SamplePlan(NamedTuple):
     scores: torch.Tensor | None
     saliency: torch.Tensor | None
     video_feature: torch.Tensor
+    soft: bool
+
+
+def select_rows(x: torch.Tensor, indicator: torch.Tensor, indices: torch.Tensor, soft: bool) -> torch.Tensor:
+    """Y x: ``x [B, M, ...]`` -> ``[B, T, ...]``.
+
+    A soft indicator ``[B, T, M]`` mixes rows (differentiable w.r.t. the indicator); a one-hot one is
+    applied as a gather at ``indices [B, T]``, which gives the same values without the product.
+    """
+    if soft:
+        return torch.einsum("btm,bm...->bt...", indicator.to(x.dtype), x)
+    return gather_frames(x, indices)
 
 
 class STSampler(FrameSampler):
@@ -179,22 +193,39 @@ class STSampler(FrameSampler):
             indices = uniform_indices(m, self.num_frames, b, frame_features.device)
             indicator = F.one_hot(indices, m).to(frame_features.dtype)
             scores = None
+        soft = self.selector is not None and self.selector.training
         saliency = None
         if self.amplifier is not None:
             w_s = task.w_s if task is not None else None
-            dense_saliency = self.amplifier.saliency(maps, w_s).view(b, m, *maps[0].shape[-2:])
-            saliency = torch.einsum("btm,bmhw->bthw", indicator.to(dense_saliency.dtype), dense_saliency)
-        return SamplePlan(indices=indices, indicator=indicator, scores=scores, saliency=saliency, video_feature=video_feature)
+            saliency = self._selected_saliency(maps, w_s, indicator, indices, soft)
+        return SamplePlan(indices, indicator, scores, saliency, video_feature, soft)
+
+    def _selected_saliency(
+        self,
+        maps: list[torch.Tensor],
+        w_s: torch.Tensor | None,
+        indicator: torch.Tensor,
+        indices: torch.Tensor,
+        soft: bool,
+    ) -> torch.Tensor:
+        """S' = Y S ``[B, T, h, w]`` from the stage maps of the B * M dense frames.
+
+        With a one-hot indicator only the T selected frames' maps are turned into saliency (the same
+        result as selecting the saliency of all M, at T / M of the attention cost).
+        """
+        b, t, m = indicator.shape
+        if soft:
+            dense = self.amplifier.saliency(maps, w_s)
+            return select_rows(dense.view(b, m, *dense.shape[1:]), indicator, indices, soft)
+        chosen = [select_rows(x.view(b, m, *x.shape[1:]), indicator, indices, soft).flatten(0, 1) for x in maps]
+        return self.amplifier.saliency(chosen, w_s).view(b, t, *chosen[0].shape[-2:])
 
     def select(self, clips: torch.Tensor, plan: SamplePlan) -> torch.Tensor:
         """The selected frames Y X ``[B, T, 3, H, W]`` of ``clips [B, M, 3, H, W]``.
 
-        A soft, differentiable indicator mixes frames (gradients reach the scores); a hard one
-        gathers them.
+        A soft indicator mixes frames (so gradients reach the scores); a one-hot one gathers them.
         """
-        if plan.indicator.requires_grad:
-            return torch.einsum("btm,bmchw->btchw", plan.indicator.to(clips.dtype), clips)
-        return gather_frames(clips, plan.indices)
+        return select_rows(clips, plan.indicator, plan.indices, plan.soft)
 
     def warp(self, plan: SamplePlan, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Amplify selected frames ``[B, T, 3, H, W]`` by the plan's saliency.
