@@ -92,6 +92,19 @@ def test_video_equals_png_folder_of_its_decoded_frames(tiny_video, tiny_frame_fo
     assert torch.equal(from_video, from_folder)
 
 
+@pytest.mark.parametrize("height,width", [(32, 40), (26, 50), (64, 72), (30, 42)])
+def test_odd_widths_decode_to_the_picture(tmp_path, make_frames, write_video, height, width):
+    """Every column is the picture, also at widths that are not a multiple of 16 (some FFmpeg
+    pixel-format converters leave the last columns unwritten there)."""
+    source = make_frames(6, height, width, seed=5)
+    path = write_video(tmp_path / f"w{width}.mp4", source, gop=3)
+    for size in (None, (height, width)):
+        for _ in range(2):
+            frames = read_frames(path, [0, 3, 5], size=size).int()
+            error = (frames - as_chw(source[[0, 3, 5]]).int()).abs().float()
+            assert error.mean() < 12 and error[..., -8:].mean() < 25, (size, error[..., -8:].mean())
+
+
 def test_order_and_repeats_are_kept(tiny_video, decode_all):
     all_frames = as_chw(decode_all(tiny_video))
     indices = [9, 3, 9, 9, 0, 47, 3]

@@ -401,13 +401,30 @@ def _configure_threads(stream, threads: int | None) -> None:
         pass
 
 
-def _convert(frame, out_w: int, out_h: int) -> torch.Tensor:
-    """A decoded frame as uint8 [3, out_h, out_w], scaled by swscale at decode time."""
+def _convert_into(frame, out: np.ndarray) -> None:
+    """Write a decoded frame into ``out`` (uint8 [H, W, 3], RGB), scaled by swscale at decode time.
+
+    (Planar ``gbrp`` output would save the later HWC -> CHW transpose, but FFmpeg 8's unscaled
+    yuv420p -> gbrp converter leaves the last columns unwritten for widths that are not a
+    multiple of 16; ``rgb24`` is right at every width.)
+    """
+    out_h, out_w = out.shape[:2]
     rgb = frame.reformat(width=out_w, height=out_h, format="rgb24", interpolation="BILINEAR")
-    array = rgb.to_ndarray()
-    if array.shape[0] != out_h or array.shape[1] != out_w:  # pragma: no cover - defensive
-        array = np.ascontiguousarray(array[:out_h, :out_w])
-    return torch.from_numpy(array).permute(2, 0, 1)
+    plane = rgb.planes[0]
+    rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+    out[...] = rows[:out_h, : out_w * 3].reshape(out_h, out_w, 3)
+
+
+def _to_chw(store: np.ndarray, idx: list[int], targets: list[int]) -> torch.Tensor:
+    """[K, H, W, 3] frames of the sorted unique ``targets`` -> uint8 [len(idx), 3, H, W] in ``idx`` order.
+
+    One bulk transpose for the whole clip: much cheaper than one per frame.
+    """
+    frames = torch.from_numpy(store)
+    if idx != targets:  # repeats or another order: gather first (fewer bytes to transpose if repeats)
+        slot = {t: k for k, t in enumerate(targets)}
+        frames = frames[torch.tensor([slot[i] for i in idx], dtype=torch.int64)]
+    return frames.permute(0, 3, 1, 2).contiguous()
 
 
 def _read_file(
@@ -420,10 +437,10 @@ def _read_file(
     threads: int | None,
 ) -> torch.Tensor:
     out_w, out_h = _output_size(info.width, info.height, size)
-    result = torch.empty((len(idx), 3, out_h, out_w), dtype=torch.uint8)
     if not idx:
-        return result
+        return torch.empty((0, 3, out_h, out_w), dtype=torch.uint8)
     targets = sorted(set(idx))
+    store = np.empty((len(targets), out_h, out_w, 3), dtype=np.uint8)
 
     # Decide whether seeking can pay off at all before paying for the keyframe index.
     need_table = mode == "seek"
@@ -439,22 +456,20 @@ def _read_file(
     try:
         if need_table:
             reader.build_table()
-        got: dict[int, torch.Tensor] = {}
-        last = reader.decode(targets, got, mode, seek_threshold, out_w, out_h)
+        filled: set[int] = set()
+        last = reader.decode(targets, store, filled, mode, seek_threshold)
         if last is None:
             raise VideoReadError(f"{path}: no frame could be decoded; the file is truncated or corrupt: {_HINT_REDO}.")
         # Indices past the real end (the metadata promised more frames than the stream holds):
         # clamp to the last frame that exists.
-        missing = [t for t in targets if t not in got]
+        missing = [k for k in range(len(targets)) if k not in filled]
         if missing:
-            last_tensor = _convert(last, out_w, out_h)
-            for t in missing:
-                got[t] = last_tensor
+            _convert_into(last, store[missing[0]])
+            for k in missing[1:]:
+                store[k] = store[missing[0]]
     finally:
         reader.close()
-    for j, i in enumerate(idx):
-        result[j] = got[i]
-    return result
+    return _to_chw(store, idx, targets)
 
 
 class _FileDecoder:
@@ -505,14 +520,15 @@ class _FileDecoder:
                 return index
         return pos
 
-    def decode(self, targets: list[int], got: dict, mode: str, seek_threshold: int, out_w: int, out_h: int):
-        """Decode the sorted unique ``targets`` into ``got`` (index -> tensor).
+    def decode(self, targets: list[int], store: np.ndarray, filled: set, mode: str, seek_threshold: int):
+        """Decode the sorted unique ``targets`` into ``store[k]`` for ``targets[k]``.
 
-        Returns the last decoded frame (None if none could be decoded). A target the stream lacks
-        (a frame the decoder dropped) gets the nearest earlier frame; targets past the end of the
-        stream are left out of ``got`` for the caller to clamp.
+        ``filled`` receives the slots ``k`` written. Returns the last decoded frame (None if none
+        could be decoded). A target the stream lacks (a frame the decoder dropped) gets the nearest
+        earlier frame; targets past the end of the stream are left unfilled for the caller to clamp.
         """
-        wanted = set(targets)
+        slot = {t: k for k, t in enumerate(targets)}
+        got = set()  # frame indices written
         can_seek = self.table is not None and mode != "forward"
         frames = None
         pos = 0  # index of the next frame the decoder should produce
@@ -543,10 +559,14 @@ class _FileDecoder:
                 if index < floor:
                     continue
                 fresh = False
-                if index in wanted and index not in got:
-                    got[index] = _convert(frame, out_w, out_h)
+                if index in slot and index not in got:
+                    _convert_into(frame, store[slot[index]])
+                    got.add(index)
+                    filled.add(slot[index])
                 if index > target and target not in got:
-                    got[target] = _convert(prev if prev is not None else frame, out_w, out_h)
+                    _convert_into(prev if prev is not None else frame, store[slot[target]])
+                    got.add(target)
+                    filled.add(slot[target])
                 prev = frame
                 pos = index + 1
                 if index >= target:
@@ -587,8 +607,8 @@ def _image_size(file: Path) -> tuple[int, int]:
         raise VideoReadError(f"{file}: cannot read the image ({exc}); re-extract the video.") from None
 
 
-def _load_image(file: Path, size) -> torch.Tensor:
-    """One frame image as uint8 [3, H, W] (Pillow: libjpeg-turbo / libpng).
+def _load_image(file: Path, size) -> np.ndarray:
+    """One frame image as uint8 [H, W, 3] (Pillow: libjpeg-turbo / libpng).
 
     A JPEG that must shrink is decoded at a reduced scale first where libjpeg can (DCT scaling by
     1/2, 1/4, 1/8, never below the target size), then resized with Pillow's antialiasing filter.
@@ -604,12 +624,12 @@ def _load_image(file: Path, size) -> torch.Tensor:
                 img = img.convert("RGB")
             if img.size != (out_w, out_h):
                 img = img.resize((out_w, out_h), Image.BILINEAR)
-            array = np.array(img)  # decodes; a writable copy torch can share
+            array = np.asarray(img)  # decodes
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
         raise VideoReadError(f"{file}: cannot decode the image ({exc}); re-extract the video.") from None
     if array.ndim != 3 or array.shape[2] != 3:  # pragma: no cover - defensive
         raise VideoReadError(f"{file}: unexpected image layout {array.shape}; re-extract the video.")
-    return torch.from_numpy(array).permute(2, 0, 1)
+    return array
 
 
 def _read_folder(path: Path, idx: list[int], size, info: VideoInfo | None) -> torch.Tensor:
@@ -621,16 +641,19 @@ def _read_folder(path: Path, idx: list[int], size, info: VideoInfo | None) -> to
         width, height = (info.width, info.height) if info is not None else _image_size(files[0])
         out_w, out_h = _output_size(width, height, size)
         return torch.empty((0, 3, out_h, out_w), dtype=torch.uint8)
-    got = {i: _load_image(files[i], size) for i in sorted(set(idx))}
-    shapes = {tuple(t.shape) for t in got.values()}
-    if len(shapes) > 1:
-        raise VideoReadError(
-            f"{path}: the frames have different sizes {sorted(shapes)}; re-extract the video or pass size=(H, W)."
-        )
-    result = torch.empty((len(idx), *shapes.pop()), dtype=torch.uint8)
-    for j, i in enumerate(idx):
-        result[j] = got[i]
-    return result
+    targets = sorted(set(idx))
+    store = None
+    for k, i in enumerate(targets):
+        array = _load_image(files[i], size)
+        if store is None:
+            store = np.empty((len(targets), *array.shape), dtype=np.uint8)
+        elif array.shape != store.shape[1:]:
+            raise VideoReadError(
+                f"{path}: frame {files[i].name} is {array.shape[1]}x{array.shape[0]}, earlier frames are "
+                f"{store.shape[2]}x{store.shape[1]}; re-extract the video or pass size=(H, W)."
+            )
+        store[k] = array
+    return _to_chw(store, idx, targets)
 
 
 # --------------------------------------------------------------------------------------------
