@@ -173,6 +173,18 @@ def test_real_clip_all_frames_in_one_pass(shared_videos, decode_all):
     assert torch.equal(got, as_chw(decode_all(path)))
 
 
+def test_probe_cache_sees_changed_files(tmp_path, make_frames, write_video, write_frame_folder):
+    path = write_video(tmp_path / "clip.mp4", make_frames(20, 32, 48))
+    assert probe_video(path).num_frames == 20
+    assert probe_video(path) is probe_video(path)  # cached
+    write_video(tmp_path / "other.mp4", make_frames(9, 32, 48)).replace(path)
+    assert probe_video(path).num_frames == 9
+    folder = write_frame_folder(tmp_path / "frames", make_frames(5, 16, 16))
+    assert probe_video(folder).num_frames == 5
+    (folder / "00000005.png").unlink()
+    assert probe_video(folder).num_frames == 4
+
+
 # ------------------------------------------------------------------------------- sizes
 
 

@@ -672,14 +672,36 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     Frame folders: ``num_frames`` is the number of image files; ``fps`` and ``duration`` are
     ``0.0`` (unknown: a folder of images carries no frame rate); the size is the first image's.
 
+    Results are cached per process, keyed by the path, its modification time and size (a file
+    or folder that changes is probed again): a dataset that probes a video at every epoch pays
+    once per DataLoader worker.
+
     Raises:
         VideoReadError: missing, empty, unreadable or undecodable input.
     """
     path = Path(path)
     _check_path(path)
-    if path.is_dir():
-        return _probe_folder(path)
-    return _probe_file(path)
+    try:
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    except OSError:
+        key = None
+    if key is not None:
+        cached = _PROBE_CACHE.get(key)
+        if cached is not None:
+            return cached
+    info = _probe_folder(path) if path.is_dir() else _probe_file(path)
+    if key is not None:
+        if len(_PROBE_CACHE) >= _PROBE_CACHE_SIZE:
+            _PROBE_CACHE.pop(next(iter(_PROBE_CACHE)))  # oldest first
+        _PROBE_CACHE[key] = info
+    return info
+
+
+_PROBE_CACHE: dict[tuple, VideoInfo] = {}
+_PROBE_CACHE_SIZE = 100_000  # about 30 MB at most
+
+
 
 
 def read_frames(
@@ -735,7 +757,7 @@ def read_frames(
     if path.is_dir():
         return _read_folder(path, idx, size, info)
     if info is None:
-        info = _probe_file(path)
+        info = probe_video(path)
     _check_indices(path, idx, info.num_frames)
     threshold = SEEK_THRESHOLD if seek_threshold is None else max(0, int(seek_threshold))
     return _read_file(path, idx, size, info, mode, threshold, threads)
