@@ -59,11 +59,13 @@ VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 #: Seek only when it skips more than this many frames. Measured with
-#: ``python benchmarks/data_throughput.py --seek-only`` (2 CPU cores, PyAV 18 / FFmpeg 8):
-#: one seek costs as much as decoding roughly 10-30 frames of a 320x240 H.264 clip, depending on
-#: the GOP structure; 16 sits in that range. A wrong guess is cheap either way: seeking too rarely
-#: decodes a few extra frames, seeking too often pays a few extra flushes.
-SEEK_THRESHOLD = 16
+#: ``python benchmarks/data_throughput.py --seek-only`` (2 shared CPU cores, PyAV 18 / FFmpeg 8,
+#: 320x240 H.264 with B-frames): one seek (reposition, decoder flush, decoding up to the first
+#: frame out) costs as much as decoding 6-7 frames with one decoder thread (DataLoader workers)
+#: and about 9 with frame threading (main process); see benchmarks/results/data_throughput.md.
+#: A wrong guess is cheap either way: seeking too rarely decodes a few extra frames, seeking too
+#: often pays a few extra flushes.
+SEEK_THRESHOLD = 8
 
 _READ_MODES = ("auto", "forward", "seek")
 _HINT_REDO = "re-download or re-extract it, or drop it from the split list"
@@ -728,8 +730,8 @@ def read_frames(
         info: the :func:`probe_video` result of ``path`` if the caller has it (saves a probe).
         mode: ``"auto"`` (default) decodes forward and seeks only when it skips more than
             ``seek_threshold`` frames; ``"forward"`` never seeks (one pass from the first frame);
-            ``"seek"`` seeks to the keyframe before every requested frame that the decoder has
-            not reached yet (slow; for tests and benchmarks). Ignored for frame folders.
+            ``"seek"`` seeks to the keyframe at or before every distinct requested frame, even
+            backwards (slow; for tests and benchmarks). Ignored for frame folders.
         seek_threshold: frames a seek must skip to be worth it; default :data:`SEEK_THRESHOLD`.
         threads: decoder threads (0: FFmpeg's choice). ``None``: all cores in the main process;
             inside a DataLoader worker, the cores divided among the workers (of all local ranks),
