@@ -32,8 +32,8 @@ def _cmd_synth(args: argparse.Namespace) -> None:
         width=args.size,
         seed=args.seed,
     )
-    metadata = generate_dataset(Path(args.out), config, workers=args.workers)
-    print(f"wrote {config.num_classes * config.videos_per_class} videos; metadata: {metadata}")
+    out = generate_dataset(Path(args.out), config, workers=args.workers)
+    print(f"wrote {config.num_classes * config.videos_per_class} videos, split lists and metadata.json under {out}")
 
 
 def _cmd_splits_fetch(args: argparse.Namespace) -> None:
