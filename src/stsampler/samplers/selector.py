@@ -18,14 +18,14 @@ from stsampler.samplers.amplifier import minmax_normalise
 
 
 def sinusoidal_encoding(num_positions: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
-    """Transformer position encoding ``[num_positions, dim]`` (sin on even, cos on odd channels)."""
+    """Transformer position encoding ``[num_positions, dim]`` for an even ``dim``.
+
+    Channel 2j of position i holds ``sin(i / 10000^(2j / dim))``, channel 2j + 1 the matching cosine.
+    """
     position = torch.arange(num_positions, device=device, dtype=torch.float32)[:, None]
     freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
     angle = position * freq
-    encoding = torch.zeros(num_positions, dim, device=device)
-    encoding[:, 0::2] = torch.sin(angle)
-    encoding[:, 1::2] = torch.cos(angle[:, : dim // 2])
-    return encoding
+    return torch.stack([torch.sin(angle), torch.cos(angle)], dim=-1).flatten(1)
 
 
 class Selection(NamedTuple):
