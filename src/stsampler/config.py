@@ -96,7 +96,9 @@ class TrainConfig:
     ``auto`` is bf16 autocast on CUDA (fp16 with a gradient scaler where bf16 is unsupported); on
     CPU it is bf16 for ResNet backbones, where it is faster, and fp32 for the small CNN, where bf16
     is slower. ``bf16``, ``fp16`` (CUDA only) and ``none`` force a choice. ``device`` ``auto`` is
-    CUDA when available (``cuda:LOCAL_RANK`` under torchrun), else CPU.
+    CUDA when available (``cuda:LOCAL_RANK`` under torchrun), else CPU. ``channels_last`` converts
+    the whole model on CUDA only: on CPU it makes ShuffleNet's depthwise convolutions ~20x slower
+    (the backbone keeps its own channels_last either way).
     """
 
     way: int = 5

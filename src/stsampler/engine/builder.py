@@ -109,5 +109,6 @@ def build_dataset(cfg: Config, split: str, train: bool, split_data: Split | None
         transform=transform,
         train=train,
         seed=cfg.train.seed,
+        decode_size=cfg.data.resize_short,
         max_bad_fraction=cfg.data.max_bad_fraction,
     )

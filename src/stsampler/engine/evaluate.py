@@ -207,7 +207,7 @@ def evaluate(
     shards = distributed.gather_objects(local)
     per_episode: list[float] = [0.0] * len(episodes)
     per_class: dict[str, list[int]] = {}
-    names = dataset.class_names
+    names = {item.label: item.class_name for item in dataset.items}
     for r, shard in enumerate(shards):
         for j, (row, classes) in enumerate(zip(shard["hits"], shard["classes"])):
             per_episode[j * world + r] = row.double().mean().item()

@@ -195,7 +195,7 @@ class _Trainer:
         )
         seed_everything(tcfg.seed)
         self.model = build_model(cfg, num_train_classes=len(train_split.classes)).to(self.device)
-        if tcfg.channels_last:
+        if tcfg.channels_last and self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         if isinstance(self.model.sampler, STSampler):
             self.model.sampler.generator = torch.Generator(self.device).manual_seed(tcfg.seed + 7919 * self.rank)
