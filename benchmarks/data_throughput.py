@@ -95,8 +95,12 @@ def encode(path: Path, frames: np.ndarray, fps: int = 25, keyint: int = 250, bfr
 
 
 def machine() -> str:
+    try:
+        load = f", load average {os.getloadavg()[0]:.1f} at start"
+    except OSError:  # pragma: no cover - not Unix
+        load = ""
     return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores visible, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores visible{load}, "
         f"torch {torch.__version__}, PyAV {av.__version__}, Python {platform.python_version()}"
     )
 
