@@ -16,7 +16,7 @@ Two measurements, one Markdown report (``benchmarks/results/data_throughput.md``
    0, 1 and 2 workers, next to the raw decoder: ``read_frames`` of exactly the same frame
    indices in a plain loop. Target: the loader with 0 workers within 1.3x of raw decoding.
 
-Run: ``python benchmarks/data_throughput.py`` (about a minute on 2 cores).
+Run: ``python benchmarks/data_throughput.py`` (2-5 minutes on 2 shared cores; ``--seek-only``: under one).
 """
 from __future__ import annotations
 
