@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from stsampler.config import config_from_dict  # noqa: E402
 from stsampler.data.transforms import normalize  # noqa: E402
 from stsampler.engine.builder import build_model  # noqa: E402
+from stsampler.engine.evaluate import autocast, resolve_amp  # noqa: E402
 from stsampler.engine.predict import Predictor, embed_sampled_frames  # noqa: E402
 from stsampler.io import atomic_write_text  # noqa: E402
 
@@ -63,7 +64,7 @@ def write_clip(path: Path, seconds: float = 10.0, fps: int = 25, width: int = 32
     return path
 
 
-def build_predictor(cache_dir: Path) -> Predictor:
+def build_predictor(cache_dir: Path, amp: str) -> Predictor:
     cfg = config_from_dict(
         {
             "data": {"split_dir": "unused", "num_frames": M, "crop_size": CROP, "resize_short": SHORT},
@@ -73,7 +74,9 @@ def build_predictor(cache_dir: Path) -> Predictor:
         }
     )
     torch.manual_seed(0)
-    return Predictor(build_model(cfg, num_train_classes=64), M, CROP, SHORT, batch_size=1, cache_dir=cache_dir)
+    dtype = resolve_amp(amp, torch.device("cpu"), cfg.model.backbone)
+    model = build_model(cfg, num_train_classes=64)
+    return Predictor(model, M, CROP, SHORT, batch_size=1, cache_dir=cache_dir, amp=dtype)
 
 
 def timed(fn, repeat: int) -> list[float]:
@@ -99,12 +102,14 @@ def stages(predictor: Predictor, query: Path, repeat: int) -> dict[str, list[flo
             t0 = time.perf_counter()
             scan = normalize(predictor.decode(query, numbers, low_res=True))[None]
             t1 = time.perf_counter()
-            plan = sampler.plan(scan, torch.zeros(1, dtype=torch.bool), support.task)
+            with autocast(predictor.device, predictor.amp):
+                plan = sampler.plan(scan, torch.zeros(1, dtype=torch.bool), support.task)
             t2 = time.perf_counter()
             full = normalize(predictor.decode(query, numbers[plan.indices[0]]))[None]
             t3 = time.perf_counter()
-            embedding = embed_sampled_frames(model, sampler.apply(plan, full), plan.video_feature)
-            model.classify(support.embeddings, support.labels, embedding, WAY).softmax(-1)
+            with autocast(predictor.device, predictor.amp):
+                embedding = embed_sampled_frames(model, sampler.apply(plan, full), plan.video_feature)
+                model.classify(support.embeddings, support.labels, embedding, WAY).float().softmax(-1)
             t4 = time.perf_counter()
         if i:
             for name, seconds in zip(out, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
@@ -115,7 +120,7 @@ def stages(predictor: Predictor, query: Path, repeat: int) -> dict[str, list[flo
 def naive(predictor: Predictor, query: Path) -> None:
     """Reference: decode all M dense frames at 224, run the recogniser's own ``embed``."""
     numbers = predictor.dense_frame_numbers(query)
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(predictor.device, predictor.amp):
         clips = normalize(predictor.decode(query, numbers))[None]
         predictor.model.embed(clips, torch.ones(1, dtype=torch.bool))
 
@@ -136,9 +141,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     parser.add_argument("--repeat", type=int, default=5, help="timed repetitions after one warm-up")
+    parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "none"],
+                        help="autocast as in evaluation: auto = bf16 for ResNet on CPU (default)")
     parser.add_argument("--no-write", action="store_true", help="print only, do not write the report")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         query = write_clip(tmp / "query.mp4")
@@ -146,7 +154,7 @@ def main() -> None:
         for c in range(WAY):
             (support / f"action{c}").mkdir(parents=True)
             write_clip(support / f"action{c}" / "example.mp4", seconds=4.0, seed=c + 1)
-        predictor = build_predictor(tmp / "cache")
+        predictor = build_predictor(tmp / "cache", args.amp)
         start = time.perf_counter()
         predictor.set_support(support)
         support_seconds = time.perf_counter() - start
@@ -154,6 +162,7 @@ def main() -> None:
         parts = stages(predictor, query, args.repeat)
         reference = timed(lambda: naive(predictor, query), args.repeat)
 
+    load = f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
     rows = [("predict() end to end", end_to_end)] + list(parts.items()) + [
         ("reference: decode M at 224 + embed (no low-res scan)", reference)
     ]
@@ -165,7 +174,7 @@ def main() -> None:
     verdict = "meets" if statistics.median(end_to_end) < 1.0 else "misses"
     summary = (
         f"Seconds per 10-s 320x240 query: median {statistics.median(end_to_end):.3f} s over {args.repeat} runs "
-        f"({verdict} the 1 s target) with {args.threads} torch threads; embedding the {WAY}-video support "
+        f"({verdict} the 1 s target) with {args.threads} torch threads, autocast {predictor.amp}; embedding the {WAY}-video support "
         f"set once took {support_seconds:.2f} s (cached afterwards)."
     )
     table = "\n".join(lines)
@@ -175,12 +184,14 @@ def main() -> None:
         return
     report = f"""# `stsampler predict` latency
 
-Command: `python benchmarks/predict_latency.py --threads {args.threads} --repeat {args.repeat}`
+Command: `python benchmarks/predict_latency.py --threads {args.threads} --repeat {args.repeat} --amp {args.amp}`
+(autocast dtype: {predictor.amp or "none, fp32"})
 
 Machine: {machine()}, {torch.get_num_threads()} torch threads of {os.cpu_count()} logical CPUs,
 Python {platform.python_version()}, torch {torch.__version__}, PyAV {av.__version__}. Other processes
-(other developers' tests and benchmarks) were running on the same 2 cores, so the numbers are noisy
-and on the slow side.
+(other developers' tests and benchmarks) were running on the same cores: 1-minute load average
+{load}. The numbers are therefore noisy and on the slow side; the minimum column is the closest
+to an idle machine.
 
 Setting: 10-s 320x240 H.264 query (25 fps, 250 frames, keyframe every 50 frames); ResNet-18 at 224
 (random init); full learned sampler (ShuffleNet-v2 x0.5 scanner at 64 px, temporal selector, spatial

@@ -31,6 +31,7 @@ import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from stsampler.data.transforms import denormalize, normalize  # noqa: E402
+from stsampler.engine.evaluate import autocast  # noqa: E402
 from stsampler.engine.predict import Predictor, list_queries  # noqa: E402
 from stsampler.io import atomic_write, atomic_write_text  # noqa: E402
 from stsampler.samplers.base import SamplerOutput  # noqa: E402
@@ -272,7 +273,7 @@ def show(
         numbers = predictor.dense_frame_numbers(video)
         clip = predictor.decode(video, numbers)
         title = f"{video.name}: {type(sampler).__name__}"
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(predictor.device, predictor.amp):
             clips = normalize(clip.to(predictor.device))[None]
             if predictor.learned:
                 is_support = torch.tensor([task is None], device=predictor.device)

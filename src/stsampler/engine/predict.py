@@ -37,6 +37,7 @@ from stsampler.data.indices import segment_indices
 from stsampler.data.transforms import ClipTransform, normalize
 from stsampler.data.video import IMAGE_EXTENSIONS, is_video, probe_video, read_frames
 from stsampler.engine.checkpoint import load_model
+from stsampler.engine.evaluate import autocast, resolve_amp
 from stsampler.errors import DatasetError, StsamplerError
 from stsampler.io import atomic_torch_save, atomic_write_json, atomic_write_text
 from stsampler.models.recognizer import FewShotRecognizer
@@ -221,6 +222,7 @@ class Predictor:
         batch_size: queries (and support videos) decoded and embedded together.
         cache_dir: where the support embedding cache goes; None puts it in the support folder
             (falling back to no disk cache when that folder is read-only).
+        amp: autocast dtype of the model's computation (e.g. ``torch.bfloat16``), None for fp32.
     """
 
     def __init__(
@@ -232,8 +234,10 @@ class Predictor:
         device: str | torch.device = "cpu",
         batch_size: int = 8,
         cache_dir: str | os.PathLike | None = None,
+        amp: torch.dtype | None = None,
     ) -> None:
         self.device = torch.device(device)
+        self.amp = amp
         self.model = model.to(self.device).eval()
         self.num_dense = num_dense
         self.batch_size = batch_size
@@ -251,10 +255,18 @@ class Predictor:
         self._fingerprint: str | None = None
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu", **kwargs) -> Predictor:
-        """Load a run directory or checkpoint file (:func:`stsampler.engine.checkpoint.load_model`)."""
+    def from_checkpoint(
+        cls, path: str | os.PathLike, device: str | torch.device = "cpu", amp: str | None = None, **kwargs
+    ) -> Predictor:
+        """Load a run directory or checkpoint file (:func:`stsampler.engine.checkpoint.load_model`).
+
+        ``amp`` (``"auto"``, ``"bf16"``, ``"fp16"``, ``"none"``) defaults to the run's ``train.amp``, so
+        predictions are computed as in evaluation; other keywords go to the constructor.
+        """
         model, config = load_model(path, device=device)
-        return cls(model, config.data.num_frames, config.data.crop_size, config.data.resize_short, device, **kwargs)
+        dtype = resolve_amp(amp or config.train.amp, torch.device(device), config.model.backbone)
+        data = config.data
+        return cls(model, data.num_frames, data.crop_size, data.resize_short, device, amp=dtype, **kwargs)
 
     # ---------------------------------------------------------------- decoding
 
@@ -283,9 +295,10 @@ class Predictor:
         sampler = self.model.sampler
         if not self.learned or sampler.task_learner is None:
             return None
-        features = [sampler.scan(self._load(paths[i : i + self.batch_size], True)[1])[1]
-                    for i in range(0, len(paths), self.batch_size)]
-        return sampler.task_params(torch.cat(features))
+        with autocast(self.device, self.amp):
+            features = [sampler.scan(self._load(paths[i : i + self.batch_size], True)[1])[1]
+                        for i in range(0, len(paths), self.batch_size)]
+            return sampler.task_params(torch.cat(features))
 
     def _embed_batch(
         self, paths: Sequence[Path], is_support: bool, task: TaskParams | None
@@ -293,19 +306,22 @@ class Predictor:
         """Embed up to ``batch_size`` videos: embeddings ``[B, T, D']`` and selected frame numbers ``[B, T]``."""
         flags = torch.full((len(paths),), is_support, dtype=torch.bool, device=self.device)
         sampler = self.model.sampler
-        if not self.learned:
+        if self.learned:
+            numbers, scan_clips = self._load(paths, low_res=True)
+            with autocast(self.device, self.amp):
+                plan = sampler.plan(scan_clips, flags, task)
+            selected = numbers.gather(1, plan.indices.cpu())
+            full = normalize(torch.stack([self.decode(p, s) for p, s in zip(paths, selected)]).to(self.device))
+            with autocast(self.device, self.amp):
+                frames, video_feature = sampler.apply(plan, full), plan.video_feature
+        else:
             numbers, clips = self._load(paths, low_res=False)
-            output = sampler(clips, flags)
+            with autocast(self.device, self.amp):
+                output = sampler(clips, flags)
             frames, video_feature = output.frames, output.video_feature
             selected = numbers.gather(1, output.indices.cpu())
-        else:
-            numbers, scan_clips = self._load(paths, low_res=True)
-            plan = sampler.plan(scan_clips, flags, task)
-            selected = numbers.gather(1, plan.indices.cpu())
-            full = torch.stack([self.decode(p, s) for p, s in zip(paths, selected)])
-            frames = sampler.apply(plan, normalize(full.to(self.device)))
-            video_feature = plan.video_feature
-        return embed_sampled_frames(self.model, frames, video_feature), selected
+        with autocast(self.device, self.amp):
+            return embed_sampled_frames(self.model, frames, video_feature), selected
 
     def _embed_all(self, paths: Sequence[Path], is_support: bool, task: TaskParams | None):
         parts = [self._embed_batch(paths[i : i + self.batch_size], is_support, task)
@@ -317,7 +333,7 @@ class Predictor:
     def fingerprint(self) -> str:
         """A hash of the model's weights and the preprocessing: part of the support cache key."""
         if self._fingerprint is None:
-            digest = hashlib.sha256(repr((self.num_dense, self.transform, self.scan_transform)).encode())
+            digest = hashlib.sha256(repr((self.num_dense, self.transform, self.scan_transform, self.amp)).encode())
             for name, tensor in self.model.state_dict().items():
                 digest.update(name.encode())
                 digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
@@ -359,7 +375,8 @@ class Predictor:
             task = self._task(paths)
             embeddings, _ = self._embed_all(paths, True, task)
             try:
-                self.model.classify(embeddings, labels, embeddings[:1], len(classes))
+                with autocast(self.device, self.amp):
+                    self.model.classify(embeddings, labels, embeddings[:1], len(classes))
             except ValueError as exc:
                 raise DatasetError(
                     f"the support set does not suit this model's few-shot head ({exc}); give every class "
@@ -412,7 +429,8 @@ class Predictor:
             for start in range(0, len(paths), self.batch_size):
                 batch = paths[start : start + self.batch_size]
                 embeddings, selected = self._embed_batch(batch, False, support.task)
-                logits = self.model.classify(support.embeddings, support.labels, embeddings, len(support.classes))
+                with autocast(self.device, self.amp):
+                    logits = self.model.classify(support.embeddings, support.labels, embeddings, len(support.classes))
                 probs = logits.float().softmax(dim=-1).cpu()
                 predictions.extend(
                     Prediction(
