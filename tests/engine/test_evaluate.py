@@ -11,8 +11,8 @@ import torch
 from stsampler.config import config_to_dict
 from stsampler.engine.builder import build_dataset, build_model
 from stsampler.engine.checkpoint import save_checkpoint
-from stsampler.engine.evaluate import evaluate, evaluate_run, make_episodes
-from stsampler.errors import DatasetError
+from stsampler.engine.evaluate import evaluate, evaluate_run, make_episodes, resolve_amp
+from stsampler.errors import ConfigError, DatasetError
 
 
 @pytest.fixture
@@ -55,3 +55,13 @@ def test_evaluate_run_reuses_the_episode_file(tiny_config, tmp_path: Path) -> No
     assert again["num_episodes"] == 5 and again["per_episode"] == first["per_episode"]
     with pytest.raises(DatasetError, match="other episodes"):
         evaluate_run(run, split="test", way=2, shot=1, episodes_file=str(episodes_file), progress=False)
+
+
+def test_amp_resolution_on_cpu() -> None:
+    cpu = torch.device("cpu")
+    assert resolve_amp("auto", cpu, "resnet50") == torch.bfloat16
+    assert resolve_amp("auto", cpu, "smallcnn") is None
+    assert resolve_amp("none", cpu, "resnet50") is None
+    assert resolve_amp("bf16", cpu, "smallcnn") == torch.bfloat16
+    with pytest.raises(ConfigError, match="fp16"):
+        resolve_amp("fp16", cpu, "resnet50")

@@ -91,6 +91,13 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     return box[0]
 
 
+def broadcast_buffers(module: torch.nn.Module, src: int = 0) -> None:
+    """Copy rank ``src``'s buffers (e.g. batch-norm statistics) into every rank's ``module``."""
+    if is_initialized():
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=src)
+
+
 def cleanup() -> None:
     """Destroy the process group if one is running."""
     if is_initialized():

@@ -36,6 +36,7 @@ from stsampler.engine.checkpoint import (
     architecture_diff,
     capture_rng,
     load_checkpoint,
+    module_generators,
     restore_rng,
     save_checkpoint,
 )
@@ -191,14 +192,16 @@ class _Trainer:
         self.sampler = EpisodeSampler(
             self.train_set.labels, tcfg.way, tcfg.shot, tcfg.query,
             num_episodes=self.total_steps * self.per_rank, seed=tcfg.seed, rank=self.rank,
-            world_size=self.world, start=self.step * self.per_rank,
+            world_size=self.world, start=self.episodes_done // self.world,
         )
         seed_everything(tcfg.seed)
         self.model = build_model(cfg, num_train_classes=len(train_split.classes)).to(self.device)
         if tcfg.channels_last and self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         if isinstance(self.model.sampler, STSampler):
-            self.model.sampler.generator = torch.Generator(self.device).manual_seed(tcfg.seed + 7919 * self.rank)
+            self.model.sampler.generator = torch.Generator(self.device)
+        for i, generator in enumerate(module_generators(self.model).values()):
+            generator.manual_seed(tcfg.seed + 7919 * self.rank + i)  # each rank draws its own noise
         seed_everything(tcfg.seed + self.rank)
         self.optimizer = build_optimizer(self.model, tcfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, tcfg))
@@ -257,9 +260,7 @@ class _Trainer:
         save_checkpoint(self.run_dir / CHECKPOINT_DIR / name, state)
 
     def _validate(self) -> dict:
-        if self.world > 1:
-            for buffer in self.model.buffers():
-                torch.distributed.broadcast(buffer, src=0)
+        distributed.broadcast_buffers(self.model)
         result = evaluate(
             self.model, self.val_set, self.val_episodes, self.cfg.train.shot, self.device, self.amp,
             workers=self.cfg.data.workers, progress=False,
@@ -317,6 +318,8 @@ class _Trainer:
                 means = distributed.all_reduce_mean(running / since_log).tolist()
                 logged = dict(zip(("loss", "ce", "aux", "accuracy"), means))
                 logged["lr"] = self.optimizer.param_groups[0]["lr"]
+                if isinstance(self.model.sampler, STSampler):
+                    logged["sigma"] = self.model.sampler.sigma
                 logged["episodes_per_s"] = (self.episodes_done - start_episodes) / (time.perf_counter() - start_time)
                 running.zero_()
                 since_log = 0
