@@ -47,7 +47,7 @@ def test_evaluate_run_reuses_the_episode_file(tiny_config, tmp_path: Path) -> No
     save_checkpoint(run / "checkpoints" / "last.pt",
                     {"config": config_to_dict(cfg), "num_train_classes": 4, "model": model.state_dict()})
     episodes_file = tmp_path / "episodes.json"
-    first = evaluate_run(run, split="test", episodes=5, way=3, shot=1, seed=1, episodes_file=str(episodes_file),
+    first = evaluate_run(run, split="test", episodes=5, way=3, shot=1, seed=1, episodes_file=episodes_file,
                          out=tmp_path / "eval.json", progress=False)
     assert episodes_file.is_file() and json.loads((tmp_path / "eval.json").read_text())["accuracy"] == first["accuracy"]
     again = evaluate_run(run, split="test", episodes=99, way=3, shot=1, seed=42, episodes_file=str(episodes_file),

@@ -220,7 +220,8 @@ def evaluate(
 
 
 def _episode_list(
-    dataset: VideoDataset, split: str, way: int, shot: int, query: int, num: int, seed: int, episodes_file: str | None
+    dataset: VideoDataset, split: str, way: int, shot: int, query: int, num: int, seed: int,
+    episodes_file: str | os.PathLike | None,
 ) -> list[Episode]:
     """Load the episode file if it exists (checking its size and videos), else draw and save it."""
     if episodes_file is not None and Path(episodes_file).is_file():
@@ -247,7 +248,7 @@ def evaluate_run(
     shot: int | None = None,
     query: int = 1,
     seed: int = 0,
-    episodes_file: str | None = None,
+    episodes_file: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
     overrides: Sequence[str] = (),
     device: str = "auto",
@@ -297,7 +298,7 @@ def evaluate_run(
         "shot": shot,
         "query": query,
         "seed": seed,
-        "episodes_file": episodes_file,
+        "episodes_file": str(episodes_file) if episodes_file is not None else None,
         "device": str(dev),
         "amp": str(amp).removeprefix("torch.") if amp is not None else "none",
         **result.to_dict(),
