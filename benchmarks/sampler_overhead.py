@@ -77,7 +77,9 @@ def run(videos: int, repeats: int) -> list[str]:
     samplers: dict[str, FrameSampler] = {
         "uniform": UniformSampler(SELECTED),
         "STSampler (paper saliency)": STSampler(SELECTED, saliency="paper"),
-        "STSampler (code saliency, not task-adaptive)": STSampler(SELECTED, saliency="code", task_adaptive=False),
+        "STSampler (code saliency, not task-adaptive)": STSampler(
+            SELECTED, saliency="code", task_adaptive=False
+        ),
     }
     for sampler in samplers.values():
         if isinstance(sampler, STSampler):
@@ -142,7 +144,8 @@ def run(videos: int, repeats: int) -> list[str]:
         "",
         "Forward FLOPs in evaluation mode (GFLOP, one multiply-add = 2 FLOPs):",
         "",
-        "| sampler before ResNet-50 | total | sampler | scanner | selector | task learner | rest (saliency, selection) | vs uniform |",
+        "| sampler before ResNet-50 | total | sampler | scanner | selector | task learner "
+        "| rest (saliency, selection) | vs uniform |",
         "|---|---|---|---|---|---|---|---|",
         *flop_rows,
         "",

@@ -28,7 +28,8 @@ def test_code_saliency() -> None:
     maps = make_maps()
     s = saliency_code(maps)
     check_unit_range(s, 6)
-    up = [F.interpolate(m.mean(1, keepdim=True), size=(16, 16), mode="bilinear", align_corners=False) for m in maps]
+    means = [m.mean(1, keepdim=True) for m in maps]
+    up = [F.interpolate(m, (16, 16), mode="bilinear", align_corners=False) for m in means]
     torch.testing.assert_close(s, minmax_normalise(torch.cat(up, 1).mean(1), dims=(1, 2)))
 
 
@@ -38,12 +39,13 @@ def test_paper_saliency_matches_formula() -> None:
     w_s = torch.randn(c, generator=torch.Generator().manual_seed(1))
     s = saliency_paper(maps, w_s)
     check_unit_range(s, 6)
-    feats = torch.cat([F.interpolate(m, size=(16, 16), mode="bilinear", align_corners=False) for m in maps], 1)
+    feats = torch.cat([F.interpolate(m, (16, 16), mode="bilinear", align_corners=False) for m in maps], 1)
     feats = feats.flatten(2)
     alpha = torch.softmax(feats @ feats.transpose(1, 2) / math.sqrt(256), dim=-1)
     attended = alpha @ feats
     expected = (w_s[None, :, None] * attended).sum(1) / c
-    torch.testing.assert_close(s, minmax_normalise(expected.view(6, 16, 16), dims=(1, 2)), atol=1e-5, rtol=1e-4)
+    expected = minmax_normalise(expected.view(6, 16, 16), dims=(1, 2))
+    torch.testing.assert_close(s, expected, atol=1e-5, rtol=1e-4)
 
 
 def test_paper_saliency_per_video_weights() -> None:

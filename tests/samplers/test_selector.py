@@ -89,7 +89,8 @@ def test_generated_w2_replaces_own_parameter() -> None:
     selector, f, g = make()
     selector.eval()
     own = selector(f, g).scores
-    generated = torch.nn.functional.normalize(torch.randn(B, HIDDEN, generator=torch.Generator().manual_seed(4)), dim=-1)
+    raw = torch.randn(B, HIDDEN, generator=torch.Generator().manual_seed(4))
+    generated = torch.nn.functional.normalize(raw, dim=-1)
     per_video = selector(f, g, w2=generated).scores
     assert not torch.allclose(per_video, own)
     torch.testing.assert_close(selector(f[:1], g[:1], w2=generated[0]).scores, per_video[:1])

@@ -31,7 +31,7 @@ def minmax_normalise(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
 def _upsample(maps: Sequence[torch.Tensor], size: tuple[int, int]) -> list[torch.Tensor]:
     """Bilinearly resize every map ``[N, C_k, h_k, w_k]`` to ``size`` (maps already there pass)."""
     return [
-        m if tuple(m.shape[-2:]) == size else F.interpolate(m, size=size, mode="bilinear", align_corners=False)
+        m if tuple(m.shape[-2:]) == size else F.interpolate(m, size, mode="bilinear", align_corners=False)
         for m in maps
     ]
 

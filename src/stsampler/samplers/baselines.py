@@ -18,7 +18,9 @@ def gather_frames(clips: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     return clips[rows, indices.to(clips.device)]
 
 
-def uniform_indices(num_frames: int, count: int, batch: int, device: torch.device | None = None) -> torch.Tensor:
+def uniform_indices(
+    num_frames: int, count: int, batch: int, device: torch.device | None = None
+) -> torch.Tensor:
     """TSN segment centres of ``num_frames`` dense frames, ``count`` per video: int64 ``[batch, count]``."""
     return segment_indices(num_frames, count).to(device).expand(batch, count)
 
@@ -112,7 +114,8 @@ class MotionSampler(FrameSampler):
         motion = self.motion(clips).float() + 1e-6
         cdf = motion.cumsum(dim=1)
         cdf = cdf / cdf[:, -1:]
-        targets = (torch.arange(self.num_frames, device=clips.device, dtype=cdf.dtype) + 0.5) / self.num_frames
+        steps = torch.arange(self.num_frames, device=clips.device, dtype=cdf.dtype)
+        targets = (steps + 0.5) / self.num_frames
         targets = targets.expand(clips.shape[0], self.num_frames).contiguous()
         indices = torch.searchsorted(cdf, targets).clamp_max(dense - 1)
         indices = spread_indices(indices, dense)

@@ -162,7 +162,9 @@ class STSampler(FrameSampler):
             return None
         return self.task_learner(support_features, generator=self.generator)
 
-    def plan(self, scan_clips: torch.Tensor, is_support: torch.Tensor, task: TaskParams | None = None) -> SamplePlan:
+    def plan(
+        self, scan_clips: torch.Tensor, is_support: torch.Tensor, task: TaskParams | None = None
+    ) -> SamplePlan:
         """Scan, adapt and select.
 
         Args:
@@ -217,7 +219,9 @@ class STSampler(FrameSampler):
         if soft:
             dense = self.amplifier.saliency(maps, w_s)
             return select_rows(dense.view(b, m, *dense.shape[1:]), indicator, indices, soft)
-        chosen = [select_rows(x.view(b, m, *x.shape[1:]), indicator, indices, soft).flatten(0, 1) for x in maps]
+        chosen = [
+            select_rows(x.view(b, m, *x.shape[1:]), indicator, indices, soft).flatten(0, 1) for x in maps
+        ]
         return self.amplifier.saliency(chosen, w_s).view(b, t, *chosen[0].shape[-2:])
 
     def select(self, clips: torch.Tensor, plan: SamplePlan) -> torch.Tensor:
@@ -244,7 +248,9 @@ class STSampler(FrameSampler):
         """Amplify the T selected frames, decoded at full resolution: ``[B, T, 3, H, W]`` -> same."""
         return self.warp(plan, frames)[0]
 
-    def forward(self, clips: torch.Tensor, is_support: torch.Tensor, task: TaskParams | None = None) -> SamplerOutput:
+    def forward(
+        self, clips: torch.Tensor, is_support: torch.Tensor, task: TaskParams | None = None
+    ) -> SamplerOutput:
         """Sample an episode (or a batch of queries with ``task=``).
 
         Args:

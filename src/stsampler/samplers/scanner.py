@@ -96,7 +96,9 @@ class Scanner(nn.Module):
         size = (self.scan_size, self.scan_size)
         if tuple(frames.shape[-2:]) != size:
             downscale = frames.shape[-2] > size[0] or frames.shape[-1] > size[1]
-            frames = F.interpolate(frames, size=size, mode="bilinear", align_corners=False, antialias=downscale)
+            frames = F.interpolate(
+                frames, size=size, mode="bilinear", align_corners=False, antialias=downscale
+            )
         x = self.conv1(frames)
         s2 = self.stage2(x)
         s3 = self.stage3(s2)

@@ -78,7 +78,9 @@ class TemporalSelector(nn.Module):
         self.noise = noise
         self.control_variate = control_variate
 
-    def score(self, frame_features: torch.Tensor, video_feature: torch.Tensor, w2: torch.Tensor | None = None) -> torch.Tensor:
+    def score(
+        self, frame_features: torch.Tensor, video_feature: torch.Tensor, w2: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Scores ``[B, M]`` in [0, 1].
 
         Args:

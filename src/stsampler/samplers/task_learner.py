@@ -59,7 +59,9 @@ class TaskAdaptiveLearner(nn.Module):
         sample_in_eval: bool = False,
     ) -> None:
         super().__init__()
-        self.encoder = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 2 * latent))
+        self.encoder = nn.Sequential(
+            nn.Linear(in_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 2 * latent)
+        )
         self.gen_ts = nn.Linear(latent, ts_dim) if ts_dim else None
         self.gen_sa = nn.Linear(latent, sa_dim) if sa_dim else None
         self.sample_in_eval = sample_in_eval
