@@ -11,7 +11,7 @@ frames at low resolution, ``STSampler.plan``, decoding the T selected frames at 
 amplification + backbone + head. For reference, the naive path: decode all M frames at 224 and run
 ``FewShotRecognizer.embed`` on them.
 
-Run: ``python benchmarks/predict_latency.py [--threads 2] [--repeat 5]``; writes
+Run: ``python benchmarks/predict_latency.py [--threads 2] [--repeat 7]``; writes
 ``benchmarks/results/predict_latency.md``.
 """
 from __future__ import annotations
@@ -41,6 +41,7 @@ from stsampler.io import atomic_write_text  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "predict_latency.md"
 WAY, M, T, CROP, SHORT = 5, 16, 8, 224, 256
+AMPS = {"auto": "bf16 autocast", "none": "fp32"}  # train.amp value -> label
 
 
 def write_clip(path: Path, seconds: float = 10.0, fps: int = 25, width: int = 320, height: int = 240,
@@ -79,42 +80,34 @@ def build_predictor(cache_dir: Path, amp: str) -> Predictor:
     return Predictor(model, M, CROP, SHORT, batch_size=1, cache_dir=cache_dir, amp=dtype)
 
 
-def timed(fn, repeat: int) -> list[float]:
-    """Wall times of ``repeat`` calls of ``fn()``, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
+STAGES = (
+    "decode M scan frames (low res)",
+    "plan (scan, select, saliency)",
+    "decode T selected frames (224)",
+    "amplify + backbone + head",
+)
+END_TO_END = "predict() end to end"
+REFERENCE = "reference: decode M at 224 + embed (no low-res scan)"
 
 
-def stages(predictor: Predictor, query: Path, repeat: int) -> dict[str, list[float]]:
-    """The inference path of one query, stage by stage (the same calls ``Predictor.predict`` makes)."""
+def stage_times(predictor: Predictor, query: Path) -> list[float]:
+    """One query's inference path, stage by stage: the calls ``Predictor.predict`` makes, timed apart."""
     sampler, model, support = predictor.model.sampler, predictor.model, predictor.support
     numbers = predictor.dense_frame_numbers(query)
-    out: dict[str, list[float]] = {"decode M scan frames (low res)": []}
-    for name in ("plan (scan, select, saliency)", "decode T selected frames (224)", "amplify + backbone + head"):
-        out[name] = []
-    for i in range(repeat + 1):
-        with torch.inference_mode():
-            t0 = time.perf_counter()
-            scan = normalize(predictor.decode(query, numbers, low_res=True))[None]
-            t1 = time.perf_counter()
-            with autocast(predictor.device, predictor.amp):
-                plan = sampler.plan(scan, torch.zeros(1, dtype=torch.bool), support.task)
-            t2 = time.perf_counter()
-            full = normalize(predictor.decode(query, numbers[plan.indices[0]]))[None]
-            t3 = time.perf_counter()
-            with autocast(predictor.device, predictor.amp):
-                embedding = embed_sampled_frames(model, sampler.apply(plan, full), plan.video_feature)
-                model.classify(support.embeddings, support.labels, embedding, WAY).float().softmax(-1)
-            t4 = time.perf_counter()
-        if i:
-            for name, seconds in zip(out, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-                out[name].append(seconds)
-    return out
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        scan = normalize(predictor.decode(query, numbers, low_res=True))[None]
+        t1 = time.perf_counter()
+        with autocast(predictor.device, predictor.amp):
+            plan = sampler.plan(scan, torch.zeros(1, dtype=torch.bool), support.task)
+        t2 = time.perf_counter()
+        full = normalize(predictor.decode(query, numbers[plan.indices[0]]))[None]
+        t3 = time.perf_counter()
+        with autocast(predictor.device, predictor.amp):
+            embedding = embed_sampled_frames(model, sampler.apply(plan, full), plan.video_feature)
+            model.classify(support.embeddings, support.labels, embedding, WAY).float().softmax(-1)
+        t4 = time.perf_counter()
+    return [t1 - t0, t2 - t1, t3 - t2, t4 - t3]
 
 
 def naive(predictor: Predictor, query: Path) -> None:
@@ -123,6 +116,25 @@ def naive(predictor: Predictor, query: Path) -> None:
     with torch.inference_mode(), autocast(predictor.device, predictor.amp):
         clips = normalize(predictor.decode(query, numbers))[None]
         predictor.model.embed(clips, torch.ones(1, dtype=torch.bool))
+
+
+def seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def measure(predictor: Predictor, query: Path, repeat: int) -> dict[str, list[float]]:
+    """Interleaved rounds (end to end, stages, reference), so that load spikes from other processes
+    hit every row alike; the first round is a warm-up and is dropped."""
+    times: dict[str, list[float]] = {name: [] for name in (END_TO_END, *STAGES, REFERENCE)}
+    for round_ in range(repeat + 1):
+        row = [seconds(lambda: predictor.predict([query])), *stage_times(predictor, query),
+               seconds(lambda: naive(predictor, query))]
+        if round_:
+            for name, value in zip(times, row):
+                times[name].append(value)
+    return times
 
 
 def machine() -> str:
@@ -140,13 +152,13 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
-    parser.add_argument("--repeat", type=int, default=5, help="timed repetitions after one warm-up")
-    parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "none"],
-                        help="autocast as in evaluation: auto = bf16 for ResNet on CPU (default)")
+    parser.add_argument("--repeat", type=int, default=7, help="timed rounds after one warm-up round")
     parser.add_argument("--no-write", action="store_true", help="print only, do not write the report")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
+    results: dict[str, dict[str, list[float]]] = {}
+    support_seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         query = write_clip(tmp / "query.mp4")
@@ -154,55 +166,52 @@ def main() -> None:
         for c in range(WAY):
             (support / f"action{c}").mkdir(parents=True)
             write_clip(support / f"action{c}" / "example.mp4", seconds=4.0, seed=c + 1)
-        predictor = build_predictor(tmp / "cache", args.amp)
-        start = time.perf_counter()
-        predictor.set_support(support)
-        support_seconds = time.perf_counter() - start
-        end_to_end = timed(lambda: predictor.predict([query]), args.repeat)
-        parts = stages(predictor, query, args.repeat)
-        reference = timed(lambda: naive(predictor, query), args.repeat)
-
+        for amp in AMPS:
+            predictor = build_predictor(tmp / "cache", amp)
+            support_seconds[amp] = seconds(lambda: predictor.set_support(support))
+            results[amp] = measure(predictor, query, args.repeat)
     load = f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
-    rows = [("predict() end to end", end_to_end)] + list(parts.items()) + [
-        ("reference: decode M at 224 + embed (no low-res scan)", reference)
-    ]
-    lines = [
-        "| step | median s | min s |",
-        "|---|---|---|",
-        *(f"| {name} | {statistics.median(t):.3f} | {min(t):.3f} |" for name, t in rows),
-    ]
-    verdict = "meets" if statistics.median(end_to_end) < 1.0 else "misses"
-    summary = (
-        f"Seconds per 10-s 320x240 query: median {statistics.median(end_to_end):.3f} s over {args.repeat} runs "
-        f"({verdict} the 1 s target) with {args.threads} torch threads, autocast {predictor.amp}; embedding the {WAY}-video support "
-        f"set once took {support_seconds:.2f} s (cached afterwards)."
-    )
+
+    header = " | ".join(f"{AMPS[a]} median s | {AMPS[a]} min s" for a in AMPS)
+    lines = [f"| step | {header} |", "|---|" + "---|" * (2 * len(AMPS))]
+    for name in results[next(iter(AMPS))]:
+        cells = " | ".join(f"{statistics.median(results[a][name]):.3f} | {min(results[a][name]):.3f}" for a in AMPS)
+        lines.append(f"| {name} | {cells} |")
     table = "\n".join(lines)
+    sentences = []
+    for amp, label in AMPS.items():
+        median = statistics.median(results[amp][END_TO_END])
+        sentences.append(
+            f"{label}: median {median:.3f} s per query ({'meets' if median < 1.0 else 'misses'} the 1 s target); "
+            f"embedding the {WAY}-video support set once took {support_seconds[amp]:.2f} s (cached afterwards)."
+        )
+    summary = "\n".join(f"- {s}" for s in sentences)
     print(table)
     print(summary)
     if args.no_write:
         return
     report = f"""# `stsampler predict` latency
 
-Command: `python benchmarks/predict_latency.py --threads {args.threads} --repeat {args.repeat} --amp {args.amp}`
-(autocast dtype: {predictor.amp or "none, fp32"})
+Command: `python benchmarks/predict_latency.py --threads {args.threads} --repeat {args.repeat}`
 
-Machine: {machine()}, {torch.get_num_threads()} torch threads of {os.cpu_count()} logical CPUs,
-Python {platform.python_version()}, torch {torch.__version__}, PyAV {av.__version__}. Other processes
-(other developers' tests and benchmarks) were running on the same cores: 1-minute load average
-{load}. The numbers are therefore noisy and on the slow side; the minimum column is the closest
-to an idle machine.
+Machine: {machine()}, {args.threads} torch threads of {os.cpu_count()} logical CPUs, Python
+{platform.python_version()}, torch {torch.__version__}, PyAV {av.__version__}. Other processes (other
+developers' tests and benchmarks) were running on the same cores: 1-minute load average {load}. The
+numbers are noisy; the minimum columns are the closest to an idle machine.
 
 Setting: 10-s 320x240 H.264 query (25 fps, 250 frames, keyframe every 50 frames); ResNet-18 at 224
 (random init); full learned sampler (ShuffleNet-v2 x0.5 scanner at 64 px, temporal selector, spatial
-amplifier, task-adaptive learner); M = {M}, T = {T}; ProtoNet; {WAY}-way 1-shot support set cached.
+amplifier, task-adaptive learner); M = {M}, T = {T}; ProtoNet; {WAY}-way 1-shot support set cached;
+batch of one query; {args.repeat} rounds after a warm-up. Two precisions: bf16 autocast (what
+`train.amp: auto` gives a ResNet on CPU, so what `stsampler predict` uses for such runs) and fp32.
 
+Seconds per 10-s 320x240 query:
 {summary}
 
 {table}
 
-The stage rows re-run the same calls as `Predictor.predict` one by one; they do not add up
-exactly to the end-to-end row (timer noise, list/JSON bookkeeping).
+Each round times `Predictor.predict`, then the same calls one by one (the stage rows), then the
+reference; rounds are interleaved so load spikes hit every row alike.
 """
     atomic_write_text(RESULTS, report)
     print(f"wrote {RESULTS}")
