@@ -208,6 +208,7 @@ class _Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if self.amp == torch.float16 else None
         self.best = self.state.get("best") if self.state else None
         self.history: list[dict] = list(self.state.get("history", [])) if self.state else []
+        self.train_history: list[dict] = list(self.state.get("train_history", [])) if self.state else []
         if self.state:
             self._load_training_state()
         self.net: nn.Module = self.model
@@ -249,6 +250,7 @@ class _Trainer:
             "step": self.step,
             "best": self.best,
             "history": self.history,
+            "train_history": self.train_history,
         }
         if full:
             state.update(
@@ -293,7 +295,6 @@ class _Trainer:
         running = torch.zeros(4, device=self.device)
         since_log = 0
         logged: dict[str, float] = {}
-        train_history: list[dict] = []
         stopped = False
         iterator = iter(loader)
         first_step = self.step
@@ -323,7 +324,7 @@ class _Trainer:
                 logged["episodes_per_s"] = (self.episodes_done - start_episodes) / (time.perf_counter() - start_time)
                 running.zero_()
                 since_log = 0
-                train_history.append({"episodes": self.episodes_done, **logged})
+                self.train_history.append({"episodes": self.episodes_done, **logged})
                 if main:
                     bar.set_postfix(loss=f"{logged['loss']:.3f}", acc=f"{logged['accuracy']:.3f}")
                     log.info("step %d episodes %d %s", self.step, self.episodes_done,
@@ -353,7 +354,7 @@ class _Trainer:
             "device": str(self.device),
             "amp": str(self.amp).removeprefix("torch.") if self.amp is not None else "none",
             "train": logged,
-            "train_history": train_history,
+            "train_history": self.train_history,
             "val": self.history,
             "best": self.best,
             "elapsed_s": elapsed,
