@@ -127,3 +127,23 @@ def test_show_with_support_folder(tmp_path: Path) -> None:
     assert paths == [tmp_path / "out" / "q.png"]
     with Image.open(paths[0]) as image:
         assert image.size == EXPECTED
+
+
+def test_event_span_of_synthetic_videos(tmp_path: Path) -> None:
+    import json
+
+    from stsampler.viz import synthetic_event_span
+
+    video = _frame_folder(tmp_path / "synth" / "videos" / "red_circle" / "v0003", 2)
+    other = _frame_folder(tmp_path / "elsewhere" / "clips" / "v0003", 2)
+    (tmp_path / "synth" / "metadata.json").write_text(
+        json.dumps({"videos": {"red_circle/v0003": {"event_start": 3, "event_end": 7}}})
+    )
+    assert synthetic_event_span(video) == (3, 7)
+    assert synthetic_event_span(other) is None
+    clip = _clip()
+    out = _output(clip, [0, 2, 4, 6], True)
+    plain = render_sampler_figure(clip, out, tmp_path / "plain.png")
+    marked = render_sampler_figure(clip, out, tmp_path / "marked.png", event_span=(3, 7))
+    with Image.open(plain) as a, Image.open(marked) as b:
+        assert a.tobytes() != b.tobytes()

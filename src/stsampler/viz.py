@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from stsampler.data.synthetic import load_metadata  # noqa: E402
 from stsampler.data.transforms import denormalize, normalize  # noqa: E402
 from stsampler.engine.evaluate import autocast  # noqa: E402
 from stsampler.engine.predict import Predictor, list_queries  # noqa: E402
@@ -98,8 +99,9 @@ def render_sampler_figure(
             ``saliency [1, T, h, w]``.
         path: where to write the PNG (atomically).
         title: the figure's title.
-        event_span: ``(first, last)`` frame numbers (inclusive) of the annotated action, in the
-            units of ``frame_numbers``; dense frames inside it are shaded on the timeline.
+        event_span: ``(start, end)`` frame numbers of the annotated action, end exclusive (as in
+            the synthetic data's metadata), in the units of ``frame_numbers``; the dense frames
+            inside it are shaded on the timeline.
         frame_numbers: the video frame number of each dense frame, ``[M]``; defaults to 0..M-1.
 
     Returns:
@@ -166,11 +168,11 @@ def _draw_timeline(
     colors = [_SELECTED if s else _OTHER for s in is_selected.tolist()]
     ax.bar(positions.numpy(), heights.numpy(), color=colors, width=0.8)
     if event_span is not None:
-        first, last = event_span
-        inside = positions[(numbers >= first) & (numbers <= last)]
+        start, end = event_span
+        inside = positions[(numbers >= start) & (numbers < end)]
         if inside.numel():
             ax.axvspan(float(inside.min()) - 0.5, float(inside.max()) + 0.5, color=_EVENT, alpha=0.2,
-                       zorder=0, label=f"event (frames {first}-{last})")
+                       zorder=0, label=f"event (frames {start}..{end - 1})")
             ax.legend(loc="upper right", fontsize=7)
     ax.set_xlim(-0.5, numbers.numel() - 0.5)
     ax.set_ylim(0.0, 1.05)
@@ -247,7 +249,8 @@ def show(
     Each video's M dense frames (segment centres) are decoded with the test transform and sampled
     in evaluation mode. A task-adaptive sampler adapts to ``support_dir`` (a support folder as for
     ``stsampler predict``; the figure title then also gives the predicted action); without one,
-    each video serves as its own one-video support set, which the title says.
+    each video serves as its own one-video support set, which the title says. Videos of a synthetic
+    dataset (:mod:`stsampler.data.synthetic`) get their annotated event shaded on the timeline.
 
     Args:
         run_dir_or_checkpoint: a run directory or checkpoint file.
@@ -286,10 +289,22 @@ def show(
             (prediction,) = predictor.predict([video])
             title += f", predicted {prediction.label!r} ({prediction.probabilities[prediction.label]:.2f})"
         images.append(render_sampler_figure(clip, output, _unique_png(out_dir, video, images), title,
-                                            frame_numbers=numbers))
+                                            event_span=synthetic_event_span(video), frame_numbers=numbers))
     if html:
         return images + [write_html_index(images, out_dir / "index.html", title=f"stsampler show: {run_dir_or_checkpoint}")]
     return images
+
+
+def synthetic_event_span(video: Path) -> tuple[int, int] | None:
+    """The annotated event ``(start, end)`` (end exclusive) of a video of a synthetic dataset
+    (``<root>/videos/<class>/<id>.mp4`` beside ``<root>/metadata.json``), else None."""
+    if len(video.parents) < 3 or video.parents[1].name != "videos":
+        return None
+    root = video.parents[2]
+    if not (root / "metadata.json").is_file():
+        return None
+    entry = load_metadata(root)["videos"].get(f"{video.parent.name}/{video.stem}")
+    return None if entry is None else (int(entry["event_start"]), int(entry["event_end"]))
 
 
 def _unique_png(out_dir: Path, video: Path, taken: Sequence[Path]) -> Path:
