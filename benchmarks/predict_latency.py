@@ -150,7 +150,9 @@ def machine() -> str:
     return model
 
 
-def run_one(amp: str, support: Path, query: Path, repeat: int, threads: int) -> tuple[float, dict[str, list[float]]]:
+def run_one(
+    amp: str, support: Path, query: Path, repeat: int, threads: int
+) -> tuple[float, dict[str, list[float]]]:
     """Support embedding time and :func:`measure` for one precision, in a fresh process: within one
     process, fp32 convolutions ran about 5x faster once any bf16 autocast call had run (a oneDNN /
     AMX state effect), which would flatter whichever precision runs second."""
@@ -180,13 +182,16 @@ def main() -> None:
         spawn = multiprocessing.get_context("spawn")
         for amp in AMPS:
             with spawn.Pool(1) as pool:
-                support_seconds[amp], results[amp] = pool.apply(run_one, (amp, support, query, args.repeat, args.threads))
+                job = (amp, support, query, args.repeat, args.threads)
+                support_seconds[amp], results[amp] = pool.apply(run_one, job)
     load = f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
 
     header = " | ".join(f"{AMPS[a]} median s | {AMPS[a]} min s" for a in AMPS)
     lines = [f"| step | {header} |", "|---|" + "---|" * (2 * len(AMPS))]
     for name in results[next(iter(AMPS))]:
-        cells = " | ".join(f"{statistics.median(results[a][name]):.3f} | {min(results[a][name]):.3f}" for a in AMPS)
+        cells = " | ".join(
+            f"{statistics.median(results[a][name]):.3f} | {min(results[a][name]):.3f}" for a in AMPS
+        )
         lines.append(f"| {name} | {cells} |")
     table = "\n".join(lines)
     sentences = []

@@ -108,7 +108,8 @@ def test_show_writes_one_image_per_video_and_an_index(tmp_path: Path, kind: str)
 
     videos = [_frame_folder(tmp_path / "a" / "walk", 2), _frame_folder(tmp_path / "b" / "walk", 30)]
     paths = show(_checkpoint(tmp_path, kind), videos, tmp_path / "out")
-    assert paths == [tmp_path / "out" / "walk.png", tmp_path / "out" / "walk-2.png", tmp_path / "out" / "index.html"]
+    out = tmp_path / "out"
+    assert paths == [out / "walk.png", out / "walk-2.png", out / "index.html"]
     for png in paths[:2]:
         with Image.open(png) as image:
             assert image.size == EXPECTED

@@ -205,7 +205,9 @@ def _draw_received(fig: Figure, cell, output: SamplerOutput) -> None:
                        fontsize=9)
 
 
-def write_html_index(images: Sequence[str | os.PathLike], out: str | os.PathLike, title: str = "stsampler") -> Path:
+def write_html_index(
+    images: Sequence[str | os.PathLike], out: str | os.PathLike, title: str = "stsampler"
+) -> Path:
     """One HTML page showing ``images`` in order, linked relative to the page's folder.
 
     Args:
@@ -291,7 +293,8 @@ def show(
         images.append(render_sampler_figure(clip, output, _unique_png(out_dir, video, images), title,
                                             event_span=synthetic_event_span(video), frame_numbers=numbers))
     if html:
-        return images + [write_html_index(images, out_dir / "index.html", title=f"stsampler show: {run_dir_or_checkpoint}")]
+        page_title = f"stsampler show: {run_dir_or_checkpoint}"
+        return images + [write_html_index(images, out_dir / "index.html", title=page_title)]
     return images
 
 

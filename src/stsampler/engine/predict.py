@@ -44,7 +44,14 @@ from stsampler.models.recognizer import FewShotRecognizer
 from stsampler.samplers.learned import STSampler
 from stsampler.samplers.task_learner import TaskParams
 
-__all__ = ["Prediction", "Predictor", "embed_sampled_frames", "scan_support_dir", "list_queries", "write_predictions"]
+__all__ = [
+    "Prediction",
+    "Predictor",
+    "embed_sampled_frames",
+    "list_queries",
+    "scan_support_dir",
+    "write_predictions",
+]
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +203,12 @@ def write_predictions(predictions: Sequence[Prediction], path: str | os.PathLike
     writer.writerow(["path", "label", *(f"p_{c}" for c in classes), "frame_indices"])
     for p in predictions:
         writer.writerow(
-            [str(p.path), p.label, *(f"{p.probabilities[c]:.6f}" for c in classes), " ".join(map(str, p.frame_indices))]
+            [
+                str(p.path),
+                p.label,
+                *(f"{p.probabilities[c]:.6f}" for c in classes),
+                " ".join(map(str, p.frame_indices)),
+            ]
         )
     return atomic_write_text(path, buffer.getvalue())
 
@@ -399,12 +411,15 @@ class Predictor:
 
     def _write_cache(self, path: Path) -> None:
         support = self.support
+        task = None
+        if support.task is not None:
+            task = {k: None if v is None else v.cpu() for k, v in support.task._asdict().items()}
         data = {
             "version": _CACHE_VERSION,
             "classes": support.classes,
             "embeddings": support.embeddings.cpu(),
             "labels": support.labels.cpu(),
-            "task": None if support.task is None else {k: None if v is None else v.cpu() for k, v in support.task._asdict().items()},
+            "task": task,
         }
         try:
             atomic_torch_save(path, data)
@@ -430,7 +445,9 @@ class Predictor:
                 batch = paths[start : start + self.batch_size]
                 embeddings, selected = self._embed_batch(batch, False, support.task)
                 with autocast(self.device, self.amp):
-                    logits = self.model.classify(support.embeddings, support.labels, embeddings, len(support.classes))
+                    logits = self.model.classify(
+                        support.embeddings, support.labels, embeddings, len(support.classes)
+                    )
                 probs = logits.float().softmax(dim=-1).cpu()
                 predictions.extend(
                     Prediction(
