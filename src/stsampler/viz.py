@@ -33,7 +33,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from stsampler.data.synthetic import load_metadata  # noqa: E402
 from stsampler.data.transforms import denormalize, normalize  # noqa: E402
 from stsampler.engine.evaluate import autocast  # noqa: E402
-from stsampler.engine.predict import Predictor, list_queries  # noqa: E402
+from stsampler.engine.predict import Predictor, collect_queries  # noqa: E402
 from stsampler.io import atomic_write, atomic_write_text  # noqa: E402
 from stsampler.samplers.base import SamplerOutput  # noqa: E402
 
@@ -274,7 +274,7 @@ def show(
         predictor.set_support(support_dir)
         task = predictor.support.task
     images: list[Path] = []
-    for video in list_queries(videos):
+    for video in collect_queries(videos):
         numbers = predictor.dense_frame_numbers(video)
         clip = predictor.decode(video, numbers)
         title = f"{video.name}: {type(sampler).__name__}"

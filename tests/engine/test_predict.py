@@ -15,7 +15,13 @@ from PIL import Image
 from stsampler.config import config_from_dict
 from stsampler.engine import predict as predict_module
 from stsampler.engine.builder import build_model
-from stsampler.engine.predict import Prediction, Predictor, list_queries, scan_support_dir, write_predictions
+from stsampler.engine.predict import (
+    Prediction,
+    Predictor,
+    collect_queries,
+    scan_support_dir,
+    write_predictions,
+)
 from stsampler.errors import DatasetError, StsamplerError, VideoReadError
 
 M, T, CROP, SHORT, SCAN = 8, 4, 48, 56, 32
@@ -135,16 +141,17 @@ def test_unbalanced_support_with_trx_head(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ queries and output
 
 
-def test_list_queries_recurses(tmp_path: Path) -> None:
+def test_collect_queries_recurses(tmp_path: Path) -> None:
     a = _write_mp4(tmp_path / "q" / "a.mp4", (9, 9, 9))
     b = _write_frame_folder(tmp_path / "q" / "deep" / "b", (9, 9, 9))
     (tmp_path / "q" / "deep" / "c.txt").write_text("x")
-    assert list_queries([tmp_path / "q"]) == [a, b]
-    assert list_queries([b]) == [b]
+    assert collect_queries([tmp_path / "q"]) == [a, b]
+    assert collect_queries(b) == [b]
+    assert collect_queries([b, a]) == [b, a]
     with pytest.raises(DatasetError, match="no such file"):
-        list_queries([tmp_path / "missing.mp4"])
+        collect_queries([tmp_path / "missing.mp4"])
     with pytest.raises(DatasetError, match="not a video"):
-        list_queries([tmp_path / "q" / "deep" / "c.txt"])
+        collect_queries([tmp_path / "q" / "deep" / "c.txt"])
 
 
 def test_write_predictions_json_and_csv(tmp_path: Path) -> None:

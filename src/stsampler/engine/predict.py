@@ -48,7 +48,7 @@ __all__ = [
     "Prediction",
     "Predictor",
     "embed_sampled_frames",
-    "list_queries",
+    "collect_queries",
     "scan_support_dir",
     "write_predictions",
 ]
@@ -124,13 +124,15 @@ def _class_videos(folder: Path) -> list[Path]:
     return videos
 
 
-def list_queries(queries: Sequence[str | os.PathLike]) -> list[Path]:
-    """Expand query arguments: a video file or frame folder stays as is; any other folder gives all
-    the videos below it (recursively, in path order).
+def collect_queries(queries: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """Expand query arguments (one path or several): a video file or frame folder stays as is; any
+    other folder gives all the videos below it (recursively, in path order).
 
     Raises:
         DatasetError: a path is missing, is not a video, or is a folder without any video.
     """
+    if isinstance(queries, (str, os.PathLike)):
+        queries = [queries]
     found: list[Path] = []
     for query in map(Path, queries):
         if is_video(query):
@@ -428,8 +430,9 @@ class Predictor:
 
     # ---------------------------------------------------------------- queries
 
-    def predict(self, queries: Sequence[str | os.PathLike]) -> list[Prediction]:
-        """Label query videos (files, frame folders, or folders searched recursively).
+    def predict(self, queries: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Prediction]:
+        """Label query videos: files, frame folders, or folders searched recursively (see
+        :func:`collect_queries`).
 
         Raises:
             StsamplerError: :meth:`set_support` was not called.
@@ -437,7 +440,7 @@ class Predictor:
         """
         if self.support is None:
             raise StsamplerError("no support set: call set_support(<folder of example videos>) first.")
-        paths = list_queries(queries)
+        paths = collect_queries(queries)
         support = self.support
         predictions: list[Prediction] = []
         with torch.inference_mode():
