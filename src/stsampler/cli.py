@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -57,8 +58,8 @@ def _cmd_extract(args: argparse.Namespace) -> None:
 
     report = extract_frames(Path(args.src), Path(args.dst), short_side=args.short_side, workers=args.workers)
     print(f"extracted {report.done}, already done {report.skipped}, failed {len(report.failed)}")
-    for path, message in report.failed:
-        print(f"failed: {path}: {message}", file=sys.stderr)
+    for _path, message in report.failed:
+        print(f"failed: {message}", file=sys.stderr)
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -68,7 +69,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
     config = load_config(Path(args.config), args.overrides)
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / config.name
     results = train(config, run_dir, resume=args.resume)
-    print(json.dumps(results, indent=2))
+    if os.environ.get("RANK", "0") == "0":
+        summary = {k: v for k, v in results.items() if k != "train_history"}
+        print(json.dumps(summary, indent=2))
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:

@@ -34,6 +34,7 @@ class DataConfig:
     ``benchmark`` names a registered benchmark (its split lists under ``splits_root``, default the
     packaged ones); ``split_dir`` is a folder of ``{train,val,test}list03.txt`` instead. Exactly one
     must be set. ``flip`` None takes the benchmark's registry value (no flip on SSv2), True otherwise.
+    ``metadata`` is the ``metadata.json`` of a synthetic dataset, needed by the ``oracle`` sampler.
     """
 
     benchmark: str | None = None
@@ -46,6 +47,7 @@ class DataConfig:
     flip: bool | None = None
     workers: int = 4
     max_bad_fraction: float = 0.05
+    metadata: str | None = None
 
 
 @dataclass
@@ -53,10 +55,11 @@ class SamplerConfig:
     """The frame sampler: a baseline or the learned spatial-temporal sampler (method.md 2-5).
 
     ``num_frames`` is T, the frames handed to the recogniser. The sigma schedule of the perturbed
-    top-k is ``max(sigma_min, sigma0 * sigma_decay ** (episodes // sigma_every))``.
+    top-k is ``max(sigma_min, sigma0 * sigma_decay ** (episodes // sigma_every))``. ``oracle`` is
+    the upper bound on synthetic actions: the event's frames cropped to its box (``data.metadata``).
     """
 
-    kind: Literal["uniform", "random", "motion", "learned"] = "learned"
+    kind: Literal["uniform", "random", "motion", "learned", "oracle"] = "learned"
     num_frames: int = 8
     temporal: bool = True
     spatial: bool = True
@@ -275,6 +278,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             f"data.resize_short ({cfg.data.resize_short}) must be >= data.crop_size "
             f"({cfg.data.crop_size})"
+        )
+    if cfg.sampler.kind == "oracle" and cfg.data.metadata is None:
+        raise ConfigError(
+            "sampler.kind 'oracle' needs 'data.metadata': the metadata.json of a synthetic dataset"
         )
     if cfg.train.way < 2:
         raise ConfigError(f"config key 'train.way' must be >= 2, got {cfg.train.way}")

@@ -373,8 +373,10 @@ def generate_dataset(out: str | os.PathLike, config: SynthConfig, workers: int =
 
 
 def load_metadata(out: str | os.PathLike) -> dict:
-    """Read ``out/metadata.json`` written by :func:`generate_dataset`."""
-    path = Path(out) / "metadata.json"
+    """Read the metadata written by :func:`generate_dataset`: ``out`` is its folder or the JSON file."""
+    path = Path(out)
+    if path.is_dir():
+        path = path / "metadata.json"
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

@@ -5,6 +5,8 @@ import logging
 
 from stsampler.config import Config, SamplerConfig
 from stsampler.data.dataset import VideoDataset
+from stsampler.data.events import OracleDataset
+from stsampler.data.synthetic import load_metadata
 from stsampler.data.splits import BENCHMARKS, Split, load_benchmark_split
 from stsampler.data.transforms import ClipTransform
 from stsampler.errors import DatasetError
@@ -19,8 +21,11 @@ log = logging.getLogger(__name__)
 
 
 def build_sampler(cfg: SamplerConfig, seed: int = 0) -> FrameSampler:
-    """The frame sampler named by ``cfg.kind`` (``seed`` seeds the random baseline's generator)."""
-    if cfg.kind == "uniform":
+    """The frame sampler named by ``cfg.kind`` (``seed`` seeds the random baseline's generator).
+
+    The oracle's clips already hold just the T event frames (:func:`build_dataset`): it takes them all.
+    """
+    if cfg.kind in ("uniform", "oracle"):
         return UniformSampler(cfg.num_frames)
     if cfg.kind == "random":
         return RandomSampler(cfg.num_frames, seed=seed)
@@ -103,6 +108,11 @@ def build_dataset(cfg: Config, split: str, train: bool, split_data: Split | None
     transform = ClipTransform(
         crop_size=cfg.data.crop_size, resize_short=cfg.data.resize_short, train=train, flip=resolve_flip(cfg)
     )
+    if cfg.sampler.kind == "oracle":
+        return OracleDataset(
+            resolved.items, cfg.sampler.num_frames, transform, load_metadata(cfg.data.metadata), train=train, seed=cfg.train.seed,
+            max_bad_fraction=cfg.data.max_bad_fraction,
+        )
     return VideoDataset(
         resolved.items,
         num_frames=cfg.data.num_frames,

@@ -1,1 +1,8 @@
-"""samplers"""
+"""Frame samplers behind one interface: the learned STSampler and the training-free baselines."""
+from stsampler.samplers.base import FrameSampler, SamplerOutput
+from stsampler.samplers.baselines import MotionSampler, RandomSampler, UniformSampler
+from stsampler.samplers.learned import SamplePlan, STSampler
+
+__all__ = [
+    "FrameSampler", "SamplerOutput", "SamplePlan", "STSampler", "UniformSampler", "RandomSampler", "MotionSampler",
+]

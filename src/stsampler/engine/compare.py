@@ -1,0 +1,128 @@
+"""Train several sampler variants on the same data and budget, then score them on the same episodes.
+
+Used by ``stsampler demo`` and ``benchmarks/synthetic_ablation.py``. Every variant is a set of
+``key=value`` overrides of one base configuration, trained into its own run folder (resumed when a
+checkpoint is there, skipped when finished) and evaluated on one fixed, saved list of test episodes.
+On synthetic data the sampler's picks are also scored against the ground-truth events
+(:class:`stsampler.data.events.EventScorer`).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+from stsampler.config import Config, apply_overrides, config_from_dict, config_to_dict
+from stsampler.data.events import EventScorer
+from stsampler.data.episodes import load_episodes, save_episodes
+from stsampler.engine import distributed
+from stsampler.engine.builder import build_dataset
+from stsampler.engine.checkpoint import CHECKPOINT_DIR, LAST, load_model
+from stsampler.engine.evaluate import evaluate, make_episodes, resolve_amp
+from stsampler.engine.train import train
+
+
+@dataclass
+class VariantResult:
+    """One row of a comparison table (accuracies and hit rates in percent)."""
+
+    name: str
+    accuracy: float
+    ci95: float
+    hit_rate: float | None
+    magnification: float | None
+    episodes_per_s: float
+    run_dir: str
+
+
+def variant_config(base: Config, name: str, overrides: Sequence[str]) -> Config:
+    """``base`` with ``overrides`` applied and ``name`` set."""
+    values = apply_overrides(config_to_dict(base), [*overrides, f"name={name}"])
+    return config_from_dict(values, source=f"variant {name}")
+
+
+def train_variant(cfg: Config, run_dir: Path, progress: bool = True) -> None:
+    """Train ``cfg`` into ``run_dir``: resume an interrupted run, skip a finished one."""
+    if (run_dir / "results.json").is_file():
+        return
+    train(cfg, run_dir, resume=(run_dir / CHECKPOINT_DIR / LAST).is_file(), progress=progress)
+
+
+def fixed_test_episodes(cfg: Config, path: Path, way: int, shot: int, num: int, seed: int):
+    """The fixed test episodes at ``path``: loaded when present (checked against the dataset), else drawn and saved."""
+    dataset = build_dataset(cfg, cfg.eval.split, train=False)
+    if path.is_file():
+        episodes, _ = load_episodes(path, dataset_keys=dataset.keys)
+        return episodes
+    episodes = make_episodes(dataset, way, shot, cfg.eval.query, num, seed)
+    save_episodes(path, episodes, {"split": cfg.eval.split, "seed": seed}, dataset_keys=dataset.keys)
+    return episodes
+
+
+def evaluate_variant(
+    cfg: Config, run_dir: Path, episodes, shot: int, metadata: dict | None, progress: bool = True
+) -> VariantResult:
+    """Evaluate the best checkpoint of ``run_dir`` on ``episodes`` (plus event scores when ``metadata``)."""
+    device = distributed.init(cfg.train.device)
+    model, cfg = load_model(run_dir, device)
+    dataset = build_dataset(cfg, cfg.eval.split, train=False)
+    scorer = (
+        EventScorer(dataset, metadata, cfg.data.crop_size, cfg.data.resize_short)
+        if metadata is not None and cfg.sampler.kind != "oracle"
+        else None
+    )
+    result = evaluate(
+        model, dataset, episodes, shot, device, resolve_amp(cfg.train.amp, device, cfg.model.backbone),
+        workers=cfg.data.workers, progress=progress, on_batch=scorer,
+    )
+    return VariantResult(
+        name=cfg.name,
+        accuracy=result.accuracy,
+        ci95=result.ci95,
+        hit_rate=scorer.hit_rate if scorer else (100.0 if cfg.sampler.kind == "oracle" else None),
+        magnification=scorer.magnification if scorer else None,
+        episodes_per_s=result.episodes_per_s,
+        run_dir=str(run_dir),
+    )
+
+
+def compare(
+    base: Config,
+    variants: dict[str, Sequence[str]],
+    out_dir: Path,
+    eval_episodes: int,
+    metadata: dict | None = None,
+    progress: bool = True,
+) -> list[VariantResult]:
+    """Train every variant (``name -> overrides``) under ``out_dir/runs/<name>`` and evaluate all of them
+    on the same ``eval_episodes`` test episodes (saved to ``out_dir/test_episodes.json``)."""
+    way = base.eval.way or base.train.way
+    shot = base.eval.shot or base.train.shot
+    episodes = fixed_test_episodes(base, out_dir / f"test_episodes_{way}way_{shot}shot.json", way, shot, eval_episodes, base.eval.seed)
+    results = []
+    for name, overrides in variants.items():
+        cfg = variant_config(base, name, overrides)
+        run_dir = out_dir / "runs" / name
+        train_variant(cfg, run_dir, progress)
+        results.append(evaluate_variant(cfg, run_dir, episodes, shot, metadata, progress))
+    return results
+
+
+def format_table(results: Sequence[VariantResult], title: str = "") -> str:
+    """A Markdown table of ``results``."""
+    lines = [f"### {title}", ""] if title else []
+    lines += [
+        "| variant | accuracy (%) | 95% CI | temporal hit rate (%) | event magnification |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        hit = "-" if r.hit_rate is None else f"{r.hit_rate:.1f}"
+        mag = "-" if r.magnification is None else f"{r.magnification:.2f}x"
+        lines.append(f"| {r.name} | {r.accuracy:.1f} | +-{r.ci95:.1f} | {hit} | {mag} |")
+    return "\n".join(lines) + "\n"
+
+
+def results_json(results: Sequence[VariantResult]) -> str:
+    """``results`` as indented JSON."""
+    return json.dumps([asdict(r) for r in results], indent=2) + "\n"
