@@ -6,10 +6,10 @@ ResNet-18 at 224 (random initialisation: weights do not change the cost), the fu
 M = 16 dense frames, T = 8 selected frames, ProtoNet head, 5-way 1-shot support set embedded once
 beforehand. Target: under 1 s per query on 2 CPU cores.
 
-Reported: ``Predictor.predict`` end to end, and its stages measured separately: decoding the M scan
-frames at low resolution, ``STSampler.plan``, decoding the T selected frames at full resolution,
-amplification + backbone + head. For reference, the naive path: decode all M frames at 224 and run
-``FewShotRecognizer.embed`` on them.
+Reported: ``Predictor.predict`` end to end on the video file and its stages measured separately
+(decode the M frames at 224, sample, embed + classify); ``Predictor.predict`` on the same clip as a
+JPEG frame folder (the two-pass path: M frames at the scanner's size, then the T selected frames at
+224); and the decoding cost the two-pass path would have on the video file.
 
 Run: ``python benchmarks/predict_latency.py [--threads 2] [--repeat 7]``; writes
 ``benchmarks/results/predict_latency.md``.
@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from stsampler.config import config_from_dict  # noqa: E402
 from stsampler.data.transforms import normalize  # noqa: E402
+from stsampler.data.extract import extract_video  # noqa: E402
 from stsampler.engine.builder import build_model  # noqa: E402
 from stsampler.engine.evaluate import autocast, resolve_amp  # noqa: E402
 from stsampler.engine.predict import Predictor, embed_sampled_frames  # noqa: E402
@@ -82,41 +83,38 @@ def build_predictor(cache_dir: Path, amp: str) -> Predictor:
 
 
 STAGES = (
-    "decode M scan frames (low res)",
-    "plan (scan, select, saliency)",
-    "decode T selected frames (224)",
-    "amplify + backbone + head",
+    "decode M frames (224)",
+    "sampler (scan, select, amplify)",
+    "backbone + head",
 )
-END_TO_END = "predict() end to end"
-REFERENCE = "reference: decode M at 224 + embed (no low-res scan)"
+END_TO_END = "predict() end to end, video file"
+FOLDER = "predict() end to end, JPEG frame folder (two-pass path)"
+TWO_PASS_DECODE = "not taken for files: decode M at scan size, then T at 224"
 
 
 def stage_times(predictor: Predictor, query: Path) -> list[float]:
-    """One query's inference path, stage by stage: the calls ``Predictor.predict`` makes, timed apart."""
+    """The video-file path of one query, stage by stage (the calls ``Predictor.predict`` makes)."""
     sampler, model, support = predictor.model.sampler, predictor.model, predictor.support
     numbers = predictor.dense_frame_numbers(query)
     with torch.inference_mode():
         t0 = time.perf_counter()
-        scan = normalize(predictor.decode(query, numbers, low_res=True))[None]
+        clips = normalize(predictor.decode(query, numbers))[None]
         t1 = time.perf_counter()
         with autocast(predictor.device, predictor.amp):
-            plan = sampler.plan(scan, torch.zeros(1, dtype=torch.bool), support.task)
+            output = sampler(clips, torch.zeros(1, dtype=torch.bool), task=support.task)
         t2 = time.perf_counter()
-        full = normalize(predictor.decode(query, numbers[plan.indices[0]]))[None]
-        t3 = time.perf_counter()
         with autocast(predictor.device, predictor.amp):
-            embedding = embed_sampled_frames(model, sampler.apply(plan, full), plan.video_feature)
+            embedding = embed_sampled_frames(model, output.frames, output.video_feature)
             model.classify(support.embeddings, support.labels, embedding, WAY).float().softmax(-1)
-        t4 = time.perf_counter()
-    return [t1 - t0, t2 - t1, t3 - t2, t4 - t3]
+        t3 = time.perf_counter()
+    return [t1 - t0, t2 - t1, t3 - t2]
 
 
-def naive(predictor: Predictor, query: Path) -> None:
-    """Reference: decode all M dense frames at 224, run the recogniser's own ``embed``."""
+def two_pass_decode(predictor: Predictor, query: Path) -> None:
+    """The decoding the two-pass path would do on a video file (T frames spread over the clip)."""
     numbers = predictor.dense_frame_numbers(query)
-    with torch.inference_mode(), autocast(predictor.device, predictor.amp):
-        clips = normalize(predictor.decode(query, numbers))[None]
-        predictor.model.embed(clips, torch.ones(1, dtype=torch.bool))
+    predictor.decode(query, numbers, low_res=True)
+    predictor.decode(query, numbers[1::2])
 
 
 def seconds(fn) -> float:
@@ -125,17 +123,32 @@ def seconds(fn) -> float:
     return time.perf_counter() - start
 
 
-def measure(predictor: Predictor, query: Path, repeat: int) -> dict[str, list[float]]:
-    """Interleaved rounds (end to end, stages, reference), so that load spikes from other processes
-    hit every row alike; the first round is a warm-up and is dropped."""
-    times: dict[str, list[float]] = {name: [] for name in (END_TO_END, *STAGES, REFERENCE)}
+def measure(predictor: Predictor, query: Path, folder: Path, repeat: int) -> dict[str, list[float]]:
+    """Interleaved rounds, so that load spikes from other processes hit every row alike; the first
+    round is a warm-up and is dropped."""
+    times: dict[str, list[float]] = {name: [] for name in (END_TO_END, *STAGES, FOLDER, TWO_PASS_DECODE)}
     for round_ in range(repeat + 1):
-        row = [seconds(lambda: predictor.predict([query])), *stage_times(predictor, query),
-               seconds(lambda: naive(predictor, query))]
+        row = [
+            seconds(lambda: predictor.predict(query)),
+            *stage_times(predictor, query),
+            seconds(lambda: predictor.predict(folder)),
+            seconds(lambda: two_pass_decode(predictor, query)),
+        ]
         if round_:
             for name, value in zip(times, row):
                 times[name].append(value)
     return times
+
+
+def run_one(
+    amp: str, support: Path, query: Path, folder: Path, repeat: int, threads: int
+) -> tuple[float, dict[str, list[float]]]:
+    """Support embedding time and :func:`measure` for one precision, run in a fresh process so that
+    neither precision inherits the other's warmed-up oneDNN kernels and caches."""
+    torch.set_num_threads(threads)
+    predictor = build_predictor(support.parent / f"cache-{amp}", amp)
+    support_time = seconds(lambda: predictor.set_support(support))
+    return support_time, measure(predictor, query, folder, repeat)
 
 
 def machine() -> str:
@@ -148,18 +161,6 @@ def machine() -> str:
     except OSError:
         pass
     return model
-
-
-def run_one(
-    amp: str, support: Path, query: Path, repeat: int, threads: int
-) -> tuple[float, dict[str, list[float]]]:
-    """Support embedding time and :func:`measure` for one precision, in a fresh process: within one
-    process, fp32 convolutions ran about 5x faster once any bf16 autocast call had run (a oneDNN /
-    AMX state effect), which would flatter whichever precision runs second."""
-    torch.set_num_threads(threads)
-    predictor = build_predictor(support.parent / f"cache-{amp}", amp)
-    support_time = seconds(lambda: predictor.set_support(support))
-    return support_time, measure(predictor, query, repeat)
 
 
 def main() -> None:
@@ -175,6 +176,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         query = write_clip(tmp / "query.mp4")
+        folder = tmp / "query_frames"
+        extract_video(query, folder, short_side=SHORT)
         support = tmp / "support"
         for c in range(WAY):
             (support / f"action{c}").mkdir(parents=True)
@@ -182,7 +185,7 @@ def main() -> None:
         spawn = multiprocessing.get_context("spawn")
         for amp in AMPS:
             with spawn.Pool(1) as pool:
-                job = (amp, support, query, args.repeat, args.threads)
+                job = (amp, support, query, folder, args.repeat, args.threads)
                 support_seconds[amp], results[amp] = pool.apply(run_one, job)
     load = f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
 
@@ -220,17 +223,20 @@ Setting: 10-s 320x240 H.264 query (25 fps, 250 frames, keyframe every 50 frames)
 amplifier, task-adaptive learner); M = {M}, T = {T}; ProtoNet; {WAY}-way 1-shot support set cached;
 batch of one query; {args.repeat} rounds after a warm-up. Two precisions, each in its own fresh
 process: bf16 autocast (what `train.amp: auto` gives a ResNet on CPU, so what `stsampler predict`
-uses for such runs) and fp32. (In one process, fp32 convolutions ran about 5x faster after any bf16
-autocast call: 0.12 s instead of 0.55 s for ResNet-18 on 8 frames, a oneDNN / AMX state effect on
-this CPU; separate processes keep the fp32 column honest.)
+uses for such runs; this CPU has AMX-bf16) and fp32.
 
 Seconds per 10-s 320x240 query:
 {summary}
 
 {table}
 
-Each round times `Predictor.predict`, then the same calls one by one (the stage rows), then the
-reference; rounds are interleaved so load spikes hit every row alike.
+Each round times `Predictor.predict` on the video file, then the same calls one by one (the stage
+rows), then `Predictor.predict` on the same clip extracted to JPEGs (short side {SHORT}), then the
+decoding a two-pass path would do on the video file; rounds are interleaved so load spikes hit
+every row alike. The last row is why video files are decoded once: H.264 decodes every frame up
+to the last one requested whatever the output size, so reading the M frames small and then the T
+selected frames large costs more than reading the M frames large once. Frame folders read each
+JPEG on its own, at reduced scale when small, so there the two-pass path decodes less.
 """
     atomic_write_text(RESULTS, report)
     print(f"wrote {RESULTS}")

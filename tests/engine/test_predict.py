@@ -178,9 +178,12 @@ def test_predict_before_support(tmp_path: Path) -> None:
         _predictor(tmp_path).predict([tmp_path])
 
 
-def test_inference_decodes_low_res_scan_then_selected_frames(tmp_path: Path, monkeypatch) -> None:
+def test_what_each_source_kind_decodes(tmp_path: Path, monkeypatch) -> None:
+    """A video file is decoded once (M frames at full size); a frame folder is read at the scan
+    size first, then only the T selected frames at full size."""
     root = _support(tmp_path / "s", {"wave": 1, "jump": 1})
-    query = _write_mp4(tmp_path / "q.mp4", (250, 30, 30), frames=30, seed=7)
+    video = _write_mp4(tmp_path / "q.mp4", (250, 30, 30), frames=30, seed=7)
+    folder = _write_frame_folder(tmp_path / "frames", (250, 30, 30), frames=20)
     predictor = _predictor(tmp_path)
     predictor.set_support(root)
     calls = []
@@ -188,18 +191,20 @@ def test_inference_decodes_low_res_scan_then_selected_frames(tmp_path: Path, mon
 
     def spy(path, indices, size=None):
         frames = real(path, indices, size=size)
-        calls.append((Path(path), len(indices), frames.shape[-2:]))
+        calls.append((Path(path), len(indices), min(frames.shape[-2:])))
         return frames
 
     monkeypatch.setattr(predict_module, "read_frames", spy)
-    (pred,) = predictor.predict([query])
-    assert [(c[0], c[1]) for c in calls] == [(query, M), (query, T)]
-    assert min(calls[0][2]) < min(calls[1][2])  # the scan pass decodes smaller frames
-    assert min(calls[1][2]) == SHORT
-    assert len(pred.frame_indices) == T and pred.frame_indices == sorted(pred.frame_indices)
-    assert all(0 <= i < 30 for i in pred.frame_indices)
-    assert pred.label in ("jump", "wave") and sum(pred.probabilities.values()) == pytest.approx(1.0)
-    assert pred.label == max(pred.probabilities, key=pred.probabilities.get)
+    from_video, from_folder = predictor.predict([video, folder])
+    assert sorted(calls, key=str) == sorted(
+        [(video, M, SHORT), (folder, M, predictor.scan_transform.resize_short), (folder, T, SHORT)], key=str
+    )
+    assert predictor.scan_transform.resize_short < SHORT
+    for pred, length in ((from_video, 30), (from_folder, 20)):
+        assert len(pred.frame_indices) == T and pred.frame_indices == sorted(pred.frame_indices)
+        assert all(0 <= i < length for i in pred.frame_indices)
+        assert pred.label in ("jump", "wave") and sum(pred.probabilities.values()) == pytest.approx(1.0)
+        assert pred.label == max(pred.probabilities, key=pred.probabilities.get)
 
 
 @pytest.mark.parametrize("kind", ["learned", "uniform"])

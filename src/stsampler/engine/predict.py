@@ -11,14 +11,19 @@ folders)::
 then labels any number of query videos. Queries are batched but never affect each other: the
 sampler adapts to the support set only, and every other operation is per video.
 
-Inference path of the learned sampler (docs/method.md section 2, without decoding what is not used):
+Inference path: what is decoded depends on the source, as measured in
+``benchmarks/results/predict_latency.md``.
 
-1. decode the M dense frames at the scanner's low resolution (one pass, resized while decoding);
-2. ``STSampler.plan``: scan, adapt to the cached support task, select T frames, saliency;
-3. decode only the T selected frames at full resolution (resize + centre crop as in testing);
-4. ``STSampler.apply``: amplify them; embed with the backbone; classify with the head (softmax).
+* Video files: H.264 and its kin decode every frame up to the last one requested whatever the
+  output size, so a second pass costs nearly as much as the first. The M dense frames are decoded
+  once with the test transform and sampled exactly as in evaluation (the scanner makes its own
+  low-resolution copy); only the T selected frames go through the backbone.
+* Frame folders (learned sampler): a JPEG decodes at 1/2, 1/4 or 1/8 scale for little cost, and
+  each frame is read on its own. So the M frames are read at the scanner's resolution,
+  ``STSampler.plan`` scans, adapts to the cached support task and selects, then only the T
+  selected frames are read at full resolution and ``STSampler.apply`` amplifies them.
 
-Training-free samplers decode the M dense frames at full resolution and run as in evaluation.
+Training-free samplers always take the first path.
 """
 from __future__ import annotations
 
@@ -310,32 +315,63 @@ class Predictor:
         if not self.learned or sampler.task_learner is None:
             return None
         with autocast(self.device, self.amp):
-            features = [sampler.scan(self._load(paths[i : i + self.batch_size], True)[1])[1]
-                        for i in range(0, len(paths), self.batch_size)]
+            features = [sampler.scan(self._load([p], self._two_pass(p))[1])[1] for p in paths]
             return sampler.task_params(torch.cat(features))
+
+    def _two_pass(self, path: Path) -> bool:
+        """Whether ``path`` is scanned at low resolution first (a frame folder, learned sampler)."""
+        return self.learned and path.is_dir()
+
+    def _sample_dense(
+        self, paths: Sequence[Path], flags: torch.Tensor, task: TaskParams | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Decode all M frames at full resolution and sample as in evaluation.
+
+        Returns:
+            Sampled frames ``[B, T, 3, H, W]``, scan feature g_X ``[B, Dg]`` (or None) and the
+            video frame numbers of the selected frames ``[B, T]``.
+        """
+        numbers, clips = self._load(paths, low_res=False)
+        with autocast(self.device, self.amp):
+            if self.learned:
+                output = self.model.sampler(clips, flags, task=task)
+            else:
+                output = self.model.sampler(clips, flags)
+        return output.frames, output.video_feature, numbers.gather(1, output.indices.cpu())
+
+    def _sample_two_pass(
+        self, paths: Sequence[Path], flags: torch.Tensor, task: TaskParams | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Learned sampler: scan the M frames read at low resolution, then read only the T selected
+        frames at full resolution and amplify them. Returns what :meth:`_sample_dense` returns."""
+        sampler = self.model.sampler
+        numbers, scan_clips = self._load(paths, low_res=True)
+        with autocast(self.device, self.amp):
+            plan = sampler.plan(scan_clips, flags, task)
+        selected = numbers.gather(1, plan.indices.cpu())
+        full = normalize(torch.stack([self.decode(p, s) for p, s in zip(paths, selected)]).to(self.device))
+        with autocast(self.device, self.amp):
+            return sampler.apply(plan, full), plan.video_feature, selected
 
     def _embed_batch(
         self, paths: Sequence[Path], is_support: bool, task: TaskParams | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Embed up to ``batch_size`` videos: embeddings ``[B, T, D']`` and selected frame numbers ``[B, T]``."""
-        flags = torch.full((len(paths),), is_support, dtype=torch.bool, device=self.device)
-        sampler = self.model.sampler
-        if self.learned:
-            numbers, scan_clips = self._load(paths, low_res=True)
+        """Embed up to ``batch_size`` videos: embeddings ``[B, T, D']`` and selected frame numbers
+        ``[B, T]``, in the order of ``paths``. Video files and frame folders take their own path
+        (module docstring); the results are put back in order."""
+        two_pass = [self._two_pass(p) for p in paths]
+        groups = [[i for i, t in enumerate(two_pass) if t == kind] for kind in (False, True)]
+        embeddings, selected = [], []
+        for rows, sample in zip(groups, (self._sample_dense, self._sample_two_pass)):
+            if not rows:
+                continue
+            flags = torch.full((len(rows),), is_support, dtype=torch.bool, device=self.device)
+            frames, video_feature, numbers = sample([paths[i] for i in rows], flags, task)
             with autocast(self.device, self.amp):
-                plan = sampler.plan(scan_clips, flags, task)
-            selected = numbers.gather(1, plan.indices.cpu())
-            full = normalize(torch.stack([self.decode(p, s) for p, s in zip(paths, selected)]).to(self.device))
-            with autocast(self.device, self.amp):
-                frames, video_feature = sampler.apply(plan, full), plan.video_feature
-        else:
-            numbers, clips = self._load(paths, low_res=False)
-            with autocast(self.device, self.amp):
-                output = sampler(clips, flags)
-            frames, video_feature = output.frames, output.video_feature
-            selected = numbers.gather(1, output.indices.cpu())
-        with autocast(self.device, self.amp):
-            return embed_sampled_frames(self.model, frames, video_feature), selected
+                embeddings.append(embed_sampled_frames(self.model, frames, video_feature))
+            selected.append(numbers)
+        order = torch.tensor([i for rows in groups for i in rows]).argsort()
+        return torch.cat(embeddings)[order.to(self.device)], torch.cat(selected)[order]
 
     def _embed_all(self, paths: Sequence[Path], is_support: bool, task: TaskParams | None):
         parts = [self._embed_batch(paths[i : i + self.batch_size], is_support, task)
