@@ -139,6 +139,25 @@ def test_embed_and_classify_reproduce_forward() -> None:
     torch.testing.assert_close(logits, output.logits)
 
 
+@pytest.mark.parametrize("concat", [True, False])
+def test_embed_frames_matches_embed_on_the_same_selected_frames(concat: bool) -> None:
+    model = make_recognizer(concat=concat).eval()
+    episode = make_episode()
+    with torch.no_grad():
+        sampled = model.sampler(episode["clips"], episode["is_support"])
+        direct = model.embed_frames(sampled.frames, sampled.video_feature)
+        expected = model.embed(episode["clips"], episode["is_support"])
+    assert direct.shape == (episode["clips"].shape[0], 3, model.embed_dim)
+    torch.testing.assert_close(direct, expected)
+
+
+def test_embed_frames_needs_the_scan_feature_when_concatenating() -> None:
+    model = make_recognizer().eval()
+    frames = make_episode()["clips"][:, :3]
+    with pytest.raises(ValueError, match="video_feature=None"):
+        model.embed_frames(frames, None)
+
+
 @pytest.mark.parametrize("head", ["protonet", "trx"])
 def test_query_logits_follow_the_queries_and_ignore_other_queries(head: str) -> None:
     model = make_recognizer(head).eval()

@@ -52,7 +52,6 @@ from stsampler.samplers.task_learner import TaskParams
 __all__ = [
     "Prediction",
     "Predictor",
-    "embed_sampled_frames",
     "collect_queries",
     "scan_support_dir",
     "write_predictions",
@@ -368,7 +367,7 @@ class Predictor:
             flags = torch.full((len(rows),), is_support, dtype=torch.bool, device=self.device)
             frames, video_feature, numbers = sample([paths[i] for i in rows], flags, task)
             with autocast(self.device, self.amp):
-                embeddings.append(embed_sampled_frames(self.model, frames, video_feature))
+                embeddings.append(self.model.embed_frames(frames, video_feature))
             selected.append(numbers)
         order = torch.tensor([i for rows in groups for i in rows]).argsort()
         return torch.cat(embeddings)[order.to(self.device)], torch.cat(selected)[order]
@@ -499,16 +498,3 @@ class Predictor:
                 )
         return predictions
 
-
-def embed_sampled_frames(
-    model: FewShotRecognizer, frames: torch.Tensor, video_feature: torch.Tensor | None
-) -> torch.Tensor:
-    """Backbone embeddings of sampled frames ``[B, T, 3, H, W]`` -> ``[B, T, D']``, g_X ``[B, Dg]``
-    appended to every frame when the recogniser concatenates it: what ``FewShotRecognizer.embed``
-    computes after its sampler, for frames sampled outside it (decoded after ``STSampler.plan``)."""
-    num_videos, num_frames = frames.shape[:2]
-    embeddings = model.backbone(frames.flatten(0, 1)).view(num_videos, num_frames, -1)
-    if model.concat_scan_feature:
-        scan = video_feature.to(embeddings.dtype).unsqueeze(1).expand(-1, num_frames, -1)
-        embeddings = torch.cat([embeddings, scan], dim=-1)
-    return embeddings

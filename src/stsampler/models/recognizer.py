@@ -76,17 +76,27 @@ class FewShotRecognizer(nn.Module):
             )
         self.aux_classifier = nn.Linear(self.embed_dim, num_train_classes)
 
+    def embed_frames(self, frames: torch.Tensor, video_feature: torch.Tensor | None) -> torch.Tensor:
+        """Per-frame embeddings ``[B, T, D']`` of selected frames ``[B, T, 3, H, W]``.
+
+        The backbone embeds all ``B*T`` frames in one batch; with ``concat_scan_feature`` the scan
+        feature g_X ``video_feature`` ``[B, Dg]`` is appended to every frame embedding (it is ignored,
+        and may be None, otherwise). Also the entry point for frames sampled outside the recogniser
+        (e.g. decoded after ``STSampler.plan``).
+        """
+        num_videos, num_frames = frames.shape[:2]
+        embeddings = self.backbone(frames.flatten(0, 1)).view(num_videos, num_frames, -1)
+        if not self.concat_scan_feature:
+            return embeddings
+        if video_feature is None:
+            raise ValueError("the sampler declares a scan feature but returned video_feature=None")
+        scan = video_feature.to(embeddings.dtype).unsqueeze(1).expand(-1, num_frames, -1)
+        return torch.cat([embeddings, scan], dim=-1)
+
     def _embed(self, clips: torch.Tensor, is_support: torch.Tensor) -> tuple[torch.Tensor, SamplerOutput]:
         """Sample and embed: clips ``[B, M, 3, H, W]`` -> (embeddings ``[B, T, D']``, sampler output)."""
         sampled = self.sampler(clips, is_support)
-        num_videos, num_frames = sampled.frames.shape[:2]
-        embeddings = self.backbone(sampled.frames.flatten(0, 1)).view(num_videos, num_frames, -1)
-        if self.concat_scan_feature:
-            if sampled.video_feature is None:
-                raise ValueError("the sampler declares a scan feature but returned video_feature=None")
-            scan = sampled.video_feature.to(embeddings.dtype).unsqueeze(1).expand(-1, num_frames, -1)
-            embeddings = torch.cat([embeddings, scan], dim=-1)
-        return embeddings, sampled
+        return self.embed_frames(sampled.frames, sampled.video_feature), sampled
 
     def embed(self, clips: torch.Tensor, is_support: torch.Tensor) -> torch.Tensor:
         """Per-frame video embeddings ``[B, T, D']`` of normalised clips ``[B, M, 3, H, W]``.
