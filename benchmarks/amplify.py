@@ -10,14 +10,10 @@ Usage: ``python benchmarks/amplify.py [--repeats 3] [--output benchmarks/results
 """
 from __future__ import annotations
 
-import argparse
-import shlex
-import sys
-
 import torch
 import torch.nn.functional as F
+from _common import available_devices, best_times, machine_description, markdown_report, publish, set_threads, timing_parser
 
-from perturbed_topk import best_times, machine_description
 from stsampler.ops.amplify import amplify, amplify_grid
 
 FRAMES, SIZE, SALIENCY = 240, 224, 16
@@ -96,25 +92,12 @@ def run(device: torch.device, repeats: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--output", help="write the markdown report here as well as to stdout")
-    parser.add_argument("--note", default="", help="free text added to the report")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    args = timing_parser(__doc__.splitlines()[0], repeats=3).parse_args()
+    set_threads(args.threads)
+    devices = available_devices()
     rows = [row for device in devices for row in run(device, args.repeats)]
-    report = "\n".join(
+    body = "\n".join(
         [
-            "# amplify benchmark",
-            "",
-            f"Command: `python {shlex.join(sys.argv)}`",
-            "",
-            *(machine_description(d) for d in devices),
-            *([f"- note: {args.note}"] if args.note else []),
-            "",
             f"{FRAMES} frames 3x{SIZE}x{SIZE} float32, saliency {SALIENCY}x{SALIENCY}, max_zoom {MAX_ZOOM}. "
             f"Best wall time of {args.repeats} interleaved runs after a warm-up; in brackets the ratio to the "
             "floor (grid_sample with a precomputed grid). Forward runs under no_grad.",
@@ -125,10 +108,8 @@ def main() -> None:
             "",
         ]
     )
-    print(report)
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(report)
+    report = markdown_report("amplify benchmark", machine_description(devices, args.note), body)
+    publish(report, args.output)
 
 
 if __name__ == "__main__":

@@ -23,10 +23,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import av
@@ -36,30 +34,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _common import best_times, command_line, cpu_model, publish  # noqa: E402
+
 from stsampler.data import video as video_mod  # noqa: E402
 from stsampler.data.video import probe_video, read_frames  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "data_throughput.md"
+CPU = torch.device("cpu")
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def race(fns: dict, rounds: int = 5) -> dict:
-    """Best wall time in seconds of each ``fns[name]()``, after one warm-up call each.
-
-    The candidates take turns (round-robin), so a burst of load from other processes hits all of
-    them rather than one: the machine this runs on is often shared.
-    """
-    for fn in fns.values():
-        fn()
-    best = {name: float("inf") for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
 
 
 def textured_frames(num_frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -100,7 +84,7 @@ def machine() -> str:
     except OSError:  # pragma: no cover - not Unix
         load = ""
     return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores visible{load}, "
+        f"{cpu_model()}, {os.cpu_count()} CPU cores visible{load}, "
         f"torch {torch.__version__}, PyAV {av.__version__}, Python {platform.python_version()}"
     )
 
@@ -126,11 +110,12 @@ def seek_breakeven(work: Path, repeat: int) -> list[str]:
     ]
     breakevens = []
     for label, threads in (("1 (DataLoader worker)", 1), ("auto (main process)", 0)):
-        t = race(
+        t = best_times(
             {
                 mode: (lambda mode=mode: read_frames(gop_clip, keys, info=info, mode=mode, threads=threads))
                 for mode in ("forward", "seek")
             },
+            CPU,
             repeat,
         )
         forward, seek = t["forward"], t["seek"]
@@ -163,11 +148,12 @@ def seek_breakeven(work: Path, repeat: int) -> list[str]:
     for name, clip in (("keyint 250 (x264 default)", plain), ("keyint 25", short_gop)):
         clip_info = probe_video(clip)
         for label, targets in (("32 spread", idx), ("4 far apart", [10, 90, 170, 240])):
-            t = race(
+            t = best_times(
                 {
                     mode: (lambda mode=mode: read_frames(clip, targets, info=clip_info, mode=mode, threads=1))
                     for mode in ("forward", "seek", "auto")
                 },
+                CPU,
                 repeat,
             )
             row = [t[mode] * 1e3 for mode in ("forward", "seek", "auto")]
@@ -227,7 +213,7 @@ def loader_throughput(work: Path, args) -> list[str]:
             for batch in loader:
                 assert batch["frames"].shape[1:] == (16, 3, 224, 224), batch["frames"].shape
 
-        t = race({"raw": raw, **{w: (lambda loader=loader: run(loader)) for w, loader in loaders.items()}}, args.repeat)
+        t = best_times({"raw": raw, **{w: (lambda loader=loader: run(loader)) for w, loader in loaders.items()}}, CPU, args.repeat)
         raw_s = t["raw"]
         lines.append(f"| {label} | raw read_frames | - | {n_eps / raw_s:.2f} | {n_vid / raw_s:.1f} | 1.00 |")
         for workers in loaders:
@@ -329,8 +315,8 @@ def main(argv=None) -> None:
         lines = [
             "# Data throughput",
             "",
-            f"Machine: {machine()}. Command: `python benchmarks/data_throughput.py "
-            f"{' '.join(argv if argv is not None else sys.argv[1:])}`.",
+            f"Machine: {machine()}. Command: "
+            f"`{command_line(None if argv is None else ['benchmarks/data_throughput.py', *argv])}`.",
             "Times are best-of-runs wall clock; other processes shared the machine, so compare rows "
             "of one run rather than absolute numbers across machines.",
             "",
@@ -339,10 +325,7 @@ def main(argv=None) -> None:
         if not args.seek_only:
             lines += loader_throughput(work, args)
     text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
-    print(f"wrote {args.out}")
+    publish(text, args.out)
 
 
 if __name__ == "__main__":

@@ -14,17 +14,13 @@ Usage: ``python benchmarks/perturbed_topk.py [--repeats 5] [--output benchmarks/
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
-import shlex
-import sys
 import tempfile
-import time
 from collections.abc import Callable
 
 import torch
+from _common import available_devices, best_times, machine_description, markdown_report, publish, set_threads, sync, timing_parser
 from torch.profiler import ProfilerActivity, profile
 
 from stsampler.ops.topk import perturbed_topk
@@ -52,57 +48,14 @@ class DenseTopK(torch.autograd.Function):
         return torch.einsum("bkm,bkmj->bj", grad, jacobian), None, None, None
 
 
-def machine_description(device: torch.device) -> str:
-    """CPU model, cores, torch version, load and (if used) the GPU, as markdown lines."""
-    model = "unknown"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    lines = [
-        f"- CPU: {model}, {os.cpu_count()} cores ({platform.machine()})",
-        f"- torch {torch.__version__}, Python {platform.python_version()}, {torch.get_num_threads()} intra-op threads",
-        f"- load average at start (1/5/15 min): {' / '.join(f'{x:.2f}' for x in os.getloadavg())}",
-    ]
-    if device.type == "cuda":
-        lines.append(f"- GPU: {torch.cuda.get_device_name(device)}")
-    return "\n".join(lines)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def best_times(fns: dict[str, Callable[[], object]], device: torch.device, repeats: int) -> dict[str, float]:
-    """Best (minimum) wall time in seconds of each function over ``repeats`` interleaved rounds.
-
-    Each function runs once as a warm-up, then every round runs each function once, so changes of
-    the machine's load hit all of them alike. The minimum, not the median: interference from other
-    processes only ever adds time, so the fastest run best estimates the code's own cost.
-    """
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            _sync(device)
-            start = time.perf_counter()
-            fn()
-            _sync(device)
-            times[name].append(time.perf_counter() - start)
-    return {name: min(values) for name, values in times.items()}
-
-
 def peak_bytes(fn: Callable[[], object], device: torch.device) -> int:
     """Peak bytes allocated on ``device`` during one call of ``fn`` (see the module docstring)."""
     if device.type == "cuda":
-        _sync(device)
+        sync(device)
         base = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
         fn()
-        _sync(device)
+        sync(device)
         return torch.cuda.max_memory_allocated(device) - base
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
@@ -167,25 +120,12 @@ def run(device: torch.device, repeats: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--output", help="write the markdown report here as well as to stdout")
-    parser.add_argument("--note", default="", help="free text added to the report")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    args = timing_parser(__doc__.splitlines()[0], repeats=5).parse_args()
+    set_threads(args.threads)
+    devices = available_devices()
     rows = [row for device in devices for row in run(device, args.repeats)]
-    report = "\n".join(
+    body = "\n".join(
         [
-            "# perturbed_topk benchmark",
-            "",
-            f"Command: `python {shlex.join(sys.argv)}`",
-            "",
-            *(machine_description(d) for d in devices),
-            *([f"- note: {args.note}"] if args.note else []),
-            "",
             f"Best forward + backward wall time of {args.repeats} interleaved runs (floor: forward only, no autograd), peak memory allocated during "
             "one call, output and tensors saved for backward included. CPU peak: the running total of "
             "the profiler's allocator events (profile_memory=True), i.e. exact bytes held by tensors, "
@@ -199,10 +139,8 @@ def main() -> None:
             "",
         ]
     )
-    print(report)
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(report)
+    report = markdown_report("perturbed_topk benchmark", machine_description(devices, args.note), body)
+    publish(report, args.output)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ Reported: ``Predictor.predict`` end to end on the video file and its stages meas
 JPEG frame folder (the two-pass path: M frames at the scanner's size, then the T selected frames at
 224); and the decoding cost the two-pass path would have on the video file.
 
-Run: ``python benchmarks/predict_latency.py [--threads 2] [--repeat 7]``; writes
-``benchmarks/results/predict_latency.md``.
+Run: ``python benchmarks/predict_latency.py [--threads 2] [--repeat 7] [--output FILE]``; writes
+``benchmarks/results/predict_latency.md`` unless told otherwise.
 """
 from __future__ import annotations
 
@@ -33,13 +33,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _common import cpu_model, markdown_report, write_report  # noqa: E402
+
 from stsampler.config import config_from_dict  # noqa: E402
 from stsampler.data.transforms import normalize  # noqa: E402
 from stsampler.data.extract import extract_video  # noqa: E402
 from stsampler.engine.builder import build_model  # noqa: E402
 from stsampler.engine.evaluate import autocast, resolve_amp  # noqa: E402
-from stsampler.engine.predict import Predictor, embed_sampled_frames  # noqa: E402
-from stsampler.io import atomic_write_text  # noqa: E402
+from stsampler.engine.predict import Predictor  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "predict_latency.md"
 WAY, M, T, CROP, SHORT = 5, 16, 8, 224, 256
@@ -104,7 +105,7 @@ def stage_times(predictor: Predictor, query: Path) -> list[float]:
             output = sampler(clips, torch.zeros(1, dtype=torch.bool), task=support.task)
         t2 = time.perf_counter()
         with autocast(predictor.device, predictor.amp):
-            embedding = embed_sampled_frames(model, output.frames, output.video_feature)
+            embedding = model.embed_frames(output.frames, output.video_feature)
             model.classify(support.embeddings, support.labels, embedding, WAY).float().softmax(-1)
         t3 = time.perf_counter()
     return [t1 - t0, t2 - t1, t3 - t2]
@@ -151,23 +152,12 @@ def run_one(
     return support_time, measure(predictor, query, folder, repeat)
 
 
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return model
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     parser.add_argument("--repeat", type=int, default=7, help="timed rounds after one warm-up round")
     parser.add_argument("--no-write", action="store_true", help="print only, do not write the report")
+    parser.add_argument("--output", type=Path, default=RESULTS, help=f"the report (default {RESULTS})")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
@@ -209,16 +199,11 @@ def main() -> None:
     print(summary)
     if args.no_write:
         return
-    report = f"""# `stsampler predict` latency
-
-Command: `python benchmarks/predict_latency.py --threads {args.threads} --repeat {args.repeat}`
-
-Machine: {machine()}, {args.threads} torch threads of {os.cpu_count()} logical CPUs, Python
+    machine = f"""Machine: {cpu_model()}, {args.threads} torch threads of {os.cpu_count()} logical CPUs, Python
 {platform.python_version()}, torch {torch.__version__}, PyAV {av.__version__}. Other processes (other
 developers' tests and benchmarks) were running on the same cores: 1-minute load average {load}. The
-numbers are noisy; the minimum columns are the closest to an idle machine.
-
-Setting: 10-s 320x240 H.264 query (25 fps, 250 frames, keyframe every 50 frames); ResNet-18 at 224
+numbers are noisy; the minimum columns are the closest to an idle machine."""
+    body = f"""Setting: 10-s 320x240 H.264 query (25 fps, 250 frames, keyframe every 50 frames); ResNet-18 at 224
 (random init); full learned sampler (ShuffleNet-v2 x0.5 scanner at 64 px, temporal selector, spatial
 amplifier, task-adaptive learner); M = {M}, T = {T}; ProtoNet; {WAY}-way 1-shot support set cached;
 batch of one query; {args.repeat} rounds after a warm-up. Two precisions, each in its own fresh
@@ -238,8 +223,7 @@ to the last one requested whatever the output size, so reading the M frames smal
 selected frames large costs more than reading the M frames large once. Frame folders read each
 JPEG on its own, at reduced scale when small, so there the two-pass path decodes less.
 """
-    atomic_write_text(RESULTS, report)
-    print(f"wrote {RESULTS}")
+    write_report(args.output, markdown_report("`stsampler predict` latency", machine, body))
 
 
 if __name__ == "__main__":

@@ -18,13 +18,10 @@ Usage: ``python benchmarks/sampler_overhead.py [--videos 2] [--repeats 3] [--out
 """
 from __future__ import annotations
 
-import argparse
-import shlex
-import sys
 from collections.abc import Callable
 
 import torch
-from perturbed_topk import best_times, machine_description
+from _common import best_times, machine_description, markdown_report, publish, set_threads, timing_parser
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import resnet50
@@ -160,24 +157,13 @@ def run(videos: int, repeats: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = timing_parser(__doc__.splitlines()[0], repeats=3)
     parser.add_argument("--videos", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
-    parser.add_argument("--note", default="", help="free text added to the report")
-    parser.add_argument("--output", help="write the markdown report here as well as to stdout")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    report = "\n".join(
+    set_threads(args.threads)
+    machine = machine_description([torch.device("cpu")], args.note)  # before the run: its load average
+    body = "\n".join(
         [
-            "# Sampler overhead over the backbone",
-            "",
-            f"Command: `python {shlex.join(sys.argv)}`",
-            "",
-            machine_description(torch.device("cpu")),
-            *([f"- note: {args.note}"] if args.note else []),
-            "",
             *run(args.videos, args.repeats),
             "",
             "FLOPs are forward only: FlopCounterMode overcounts the backward of grouped convolutions "
@@ -185,10 +171,8 @@ def main() -> None:
             "",
         ]
     )
-    print(report)
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(report)
+    report = markdown_report("Sampler overhead over the backbone", machine, body)
+    publish(report, args.output)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
+from _common import cpu_model, markdown_report, write_report
 
 from stsampler.demo import DemoConfig
 from stsampler.data.synthetic import generate_dataset, load_metadata
@@ -37,12 +37,9 @@ ABLATION = {
 
 
 def machine() -> str:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-        platform.processor(),
-    ) if Path("/proc/cpuinfo").exists() else platform.processor()
+    """CPU model; the GPU, else the torch threads; torch and Python versions, on one line."""
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU only, {torch.get_num_threads()} threads"
-    return f"{cpu}; {device}; torch {torch.__version__}; Python {platform.python_version()}"
+    return f"{cpu_model()}; {device}; torch {torch.__version__}; Python {platform.python_version()}"
 
 
 def main() -> None:
@@ -74,16 +71,12 @@ def main() -> None:
         sections.append(table)
         atomic_write_text(args.out / f"{shot}shot" / "results.json", results_json(results))
     elapsed = time.perf_counter() - start
-    report = (
-        "# Synthetic ablation\n\n"
-        f"Command: `python {' '.join(sys.argv)}`\n\n"
-        f"Machine: {machine()}\n\n"
+    body = (
         f"Wall time: {elapsed / 60:.1f} min. Data: the demo's synthetic actions ({demo.classes} classes, "
         f"{demo.videos_per_class} videos each, {demo.video_frames} frames at {demo.size} px; M={demo.dense_frames}, "
         f"T={demo.selected_frames}); small CNN from scratch, ProtoNet.\n\n" + "\n".join(sections)
     )
-    atomic_write_text(args.results, report)
-    print(f"wrote {args.results}")
+    write_report(args.results, markdown_report("Synthetic ablation", f"Machine: {machine()}", body))
 
 
 if __name__ == "__main__":
