@@ -136,7 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", _cmd_demo, "Synthetic actions: train uniform frames vs the learned sampler, compare, draw.")
     p.add_argument("--out", default="stsampler_demo", help="output folder (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="a tiny configuration that runs in seconds")
-    p.add_argument("--workers", type=int, default=2, help="data-loading processes (default: %(default)s)")
+    p.add_argument(
+        "--workers", type=int, default=0,
+        help="data-loading processes; on a 2-core machine decoding in the main process is fastest (default: %(default)s)",
+    )
 
     p = add("synth", _cmd_synth, "Write a synthetic action dataset (H.264 mp4, split lists, metadata).")
     p.add_argument("out", help="output folder")

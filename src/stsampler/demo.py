@@ -12,6 +12,7 @@ Everything lands in one output folder; running the demo again reuses what is alr
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,10 +84,10 @@ class DemoConfig:
                     "num_samples": 100,
                     "sigma_every": max(1, self.episodes // 4),
                 },
-                "model": {"backbone": "smallcnn", "pretrained": False, "head": "protonet"},
+                "model": {"backbone": "smallcnn", "pretrained": False, "head": "protonet", "aux_weight": 1.0},
                 "train": {
-                    "way": self.way, "shot": self.shot, "query": 3, "episodes": self.episodes,
-                    "tasks_per_batch": 4, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4,
+                    "way": self.way, "shot": self.shot, "query": 1, "episodes": self.episodes,
+                    "tasks_per_batch": 4, "optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4,
                     "schedule": "cosine", "warmup": self.episodes // 10, "val_every": self.episodes // 2 or 1,
                     "val_episodes": max(1, self.eval_episodes // 3), "ckpt_every": self.episodes // 2 or 1,
                     "seed": self.seed, "log_every": 5,
@@ -103,12 +104,15 @@ VARIANTS = {
 }
 
 
-def run_demo(demo: DemoConfig, out: Path, workers: int = 2, progress: bool = True) -> str:
-    """Run the demo into ``out`` and return the results table (also in ``out/results.md``)."""
+def run_demo(demo: DemoConfig, out: Path, workers: int = 0, progress: bool = True) -> str:
+    """Run the demo into ``out`` and return the results table (also in ``out/results.md``).
+
+    ``workers`` are the data-loading processes of training and evaluation.
+    """
     out.mkdir(parents=True, exist_ok=True)
     data_dir = out / "data"
     if not (data_dir / "metadata.json").is_file():
-        generate_dataset(data_dir, demo.synth(), workers=workers, progress=progress)
+        generate_dataset(data_dir, demo.synth(), workers=os.cpu_count() or 1, progress=progress)
     metadata = load_metadata(data_dir)
     base = demo.base_config(data_dir, workers)
     save_config(base, out / "base_config.yaml")
