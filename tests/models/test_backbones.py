@@ -12,10 +12,10 @@ from stsampler.models.backbones import BACKBONES, build_backbone
 
 
 def test_registry_names() -> None:
-    assert set(BACKBONES) == {"resnet18", "resnet34", "resnet50", "smallcnn"}
+    assert set(BACKBONES) == {"resnet18", "resnet34", "resnet50", "smallcnn", "smallcnn_max"}
 
 
-@pytest.mark.parametrize(("name", "out_dim"), [("smallcnn", 256), ("resnet18", 512)])
+@pytest.mark.parametrize(("name", "out_dim"), [("smallcnn", 256), ("smallcnn_max", 256), ("resnet18", 512)])
 def test_output_size(name: str, out_dim: int) -> None:
     backbone = build_backbone(name).eval()
     assert backbone.out_dim == out_dim
@@ -49,7 +49,7 @@ def test_weights_and_inputs_are_channels_last(name: str) -> None:
 
 
 def test_unknown_name_lists_known_names() -> None:
-    with pytest.raises(ConfigError, match="resnet18, resnet34, resnet50, smallcnn"):
+    with pytest.raises(ConfigError, match="resnet18, resnet34, resnet50, smallcnn, smallcnn_max"):
         build_backbone("vgg16")
 
 
@@ -113,3 +113,15 @@ def test_missing_or_foreign_weights_file_raises_checkpoint_error(tmp_path: Path)
     torch.save([torch.zeros(1)], tmp_path / "list.pth")
     with pytest.raises(CheckpointError, match="not a state_dict"):
         build_backbone("smallcnn", weights_path=tmp_path / "list.pth")
+
+
+def test_max_pooling_keeps_a_small_object_that_average_pooling_dilutes() -> None:
+    torch.manual_seed(0)
+    avg, peak = build_backbone("smallcnn").eval(), build_backbone("smallcnn_max").eval()
+    peak.load_state_dict(avg.state_dict())
+    empty = torch.zeros(1, 3, 96, 96)
+    spot = empty.clone()
+    spot[:, 0, 40:52, 40:52] = 3.0
+    change_avg = (avg(spot) - avg(empty)).abs().max()
+    change_max = (peak(spot) - peak(empty)).abs().max()
+    assert change_max > 2 * change_avg

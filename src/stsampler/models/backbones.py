@@ -65,16 +65,19 @@ def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
-def _small_cnn(pretrained: bool, widths: tuple[int, ...] = (32, 64, 128, 256)) -> Backbone:
-    """Four conv-BN-ReLU blocks (channels 32-64-128-256, each stride 2) and global average pooling.
+def _small_cnn(pretrained: bool, pool: str = "avg", widths: tuple[int, ...] = (32, 64, 128, 256)) -> Backbone:
+    """Four conv-BN-ReLU blocks (channels 32-64-128-256, each stride 2) and global pooling.
 
-    At 112 px the last feature map is 7x7; out_dim is 256. There are no pretrained weights.
+    At 112 px the last feature map is 7x7; out_dim is 256. ``pool`` is ``"avg"`` or ``"max"``
+    (max pooling keeps a small object's response from being averaged away by the background).
+    There are no pretrained weights.
     """
     if pretrained:
         raise ConfigError("backbone 'smallcnn' has no pretrained weights; set pretrained to false")
     channels = (3, *widths)
     blocks = [_conv_block(c_in, c_out) for c_in, c_out in zip(channels[:-1], channels[1:])]
-    trunk = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    pooling = nn.AdaptiveAvgPool2d(1) if pool == "avg" else nn.AdaptiveMaxPool2d(1)
+    trunk = nn.Sequential(*blocks, pooling, nn.Flatten())
     return Backbone(trunk, widths[-1])
 
 
@@ -83,6 +86,7 @@ BACKBONES: dict[str, Callable[[bool], Backbone]] = {
     "resnet34": partial(_resnet, torchvision.models.resnet34, torchvision.models.ResNet34_Weights.IMAGENET1K_V1),
     "resnet50": partial(_resnet, torchvision.models.resnet50, torchvision.models.ResNet50_Weights.IMAGENET1K_V2),
     "smallcnn": _small_cnn,
+    "smallcnn_max": partial(_small_cnn, pool="max"),
 }
 """Backbone name -> builder taking ``pretrained`` (ImageNet weights through torchvision's weights API)."""
 
