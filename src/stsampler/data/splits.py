@@ -114,14 +114,14 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         _spec(
             "ssv2-small",
             "SSv2-small, the CMN split of Something-Something v2 with anonymised class folders "
-            "(trainN/valN/testN); lists as published in the TA2N repository. No public address of "
-            "testlist03.txt could be confirmed: copy it into the split directory by hand (its "
-            "sha256 is still checked).",
+            "(trainN/valN/testN); lists as published in the TA2N repository. The address of "
+            "testlist03.txt (the same folder) could not be checked offline; its sha256 guards it, "
+            "and if the download fails, copy the file into the split directory by hand.",
             _FSAR_CLASSES,
             {
                 "trainlist03.txt": f"{_TA2N_SSV2}/ssv2_CMN/trainlist03.txt",
                 "vallist03.txt": f"{_TA2N_SSV2}/ssv2_CMN/vallist03.txt",
-                "testlist03.txt": "",
+                "testlist03.txt": f"{_TA2N_SSV2}/ssv2_CMN/testlist03.txt",
             },
             flip=False,
         ),
