@@ -65,7 +65,7 @@ class DemoConfig:
         )
 
     def base_config(self, data_dir: Path, workers: int) -> Config:
-        """The shared recipe: small CNN from scratch, ProtoNet, AdamW, validation on val classes."""
+        """The shared recipe: small CNN from scratch (max-pooled), ProtoNet, AdamW, validation on val classes."""
         return config_from_dict(
             {
                 "name": "demo",
@@ -84,7 +84,7 @@ class DemoConfig:
                     "num_samples": 100,
                     "sigma_every": max(1, self.episodes // 4),
                 },
-                "model": {"backbone": "smallcnn", "pretrained": False, "head": "protonet", "aux_weight": 1.0},
+                "model": {"backbone": "smallcnn_max", "pretrained": False, "head": "protonet", "aux_weight": 1.0},
                 "train": {
                     "way": self.way, "shot": self.shot, "query": 1, "episodes": self.episodes,
                     "tasks_per_batch": 4, "optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4,
