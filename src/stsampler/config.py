@@ -57,6 +57,7 @@ class SamplerConfig:
     ``num_frames`` is T, the frames handed to the recogniser. The sigma schedule of the perturbed
     top-k is ``max(sigma_min, sigma0 * sigma_decay ** (episodes // sigma_every))``. ``oracle`` is
     the upper bound on synthetic actions: the event's frames cropped to its box (``data.metadata``).
+    ``scanner_freeze_bn`` None freezes the scanner's batch norm exactly when it is pretrained.
     """
 
     kind: Literal["uniform", "random", "motion", "learned", "oracle"] = "learned"
@@ -68,6 +69,7 @@ class SamplerConfig:
     scanner_arch: str = "shufflenet_v2_x0_5"
     scanner_pretrained: bool = True
     scan_size: int = 64
+    scanner_freeze_bn: bool | None = None
     max_zoom: float = 4.0
     num_samples: int = 500
     sigma0: float = 0.05

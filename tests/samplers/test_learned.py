@@ -95,7 +95,7 @@ def test_query_independence_in_eval(full: STSampler) -> None:
 
 
 def test_query_independence_in_training() -> None:
-    sampler = make().train()
+    sampler = make(scanner_freeze_bn=True).train()
     x = clips()
 
     def run(rows: list[int]) -> object:
@@ -216,3 +216,14 @@ def test_eval_saliency_is_that_of_the_selected_frames(full: STSampler) -> None:
         _, g, maps = full.scan(x)
         dense = full.amplifier.saliency(maps, full.task_params(g[SUPPORT]).w_s).view(B, M, 16, 16)
     assert_rows_equal(out.saliency, dense[torch.arange(B)[:, None], out.indices])
+
+
+def test_random_init_scanner_learns_batch_norm_statistics_and_keeps_features_alive() -> None:
+    random_init = make().train()
+    frozen = make(scanner_freeze_bn=True).train()
+    assert not random_init.scanner.freeze_bn and frozen.scanner.freeze_bn
+    with torch.no_grad():
+        live, _, _ = random_init.scan(clips())
+        dead, _, _ = frozen.scan(clips())
+    # Frozen initial statistics normalise nothing and a random ShuffleNet's features collapse.
+    assert live.std(dim=1).mean() > 1e3 * dead.std(dim=1).mean()

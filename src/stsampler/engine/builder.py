@@ -40,6 +40,7 @@ def build_sampler(cfg: SamplerConfig, seed: int = 0) -> FrameSampler:
         scanner_arch=cfg.scanner_arch,
         pretrained=cfg.scanner_pretrained,
         scan_size=cfg.scan_size,
+        scanner_freeze_bn=cfg.scanner_freeze_bn,
         max_zoom=cfg.max_zoom,
         num_samples=cfg.num_samples,
         sigma=cfg.sigma0,
