@@ -9,6 +9,8 @@ from typing import Any, Callable, IO
 
 import torch
 
+from stsampler.errors import CheckpointError
+
 
 def _default_file_mode() -> int:
     """The mode ``open()`` would give a new file: 0o666 less the process umask."""
@@ -51,3 +53,18 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
     """``torch.save`` to ``path`` atomically."""
     return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def load_torch_file(path: str | os.PathLike, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, failing with a message that names ``what`` and the file.
+
+    Raises:
+        CheckpointError: the file is missing, truncated, corrupt or not a torch file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(f"{what} {path} is corrupt or not a torch file: {exc}") from exc

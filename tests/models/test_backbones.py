@@ -108,7 +108,7 @@ def test_missing_or_foreign_weights_file_raises_checkpoint_error(tmp_path: Path)
     with pytest.raises(CheckpointError, match="does not exist"):
         build_backbone("smallcnn", weights_path=tmp_path / "absent.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="cannot read"):
+    with pytest.raises(CheckpointError, match="corrupt or not a torch file"):
         build_backbone("smallcnn", weights_path=tmp_path / "junk.pth")
     torch.save([torch.zeros(1)], tmp_path / "list.pth")
     with pytest.raises(CheckpointError, match="not a state_dict"):

@@ -24,7 +24,7 @@ from torch import nn
 from stsampler.config import Config, config_from_dict, config_to_dict
 from stsampler.engine.builder import build_model
 from stsampler.errors import CheckpointError, ConfigError
-from stsampler.io import atomic_torch_save
+from stsampler.io import atomic_torch_save, load_torch_file
 from stsampler.models.recognizer import FewShotRecognizer
 
 CHECKPOINT_DIR = "checkpoints"
@@ -51,12 +51,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         CheckpointError: the file is missing, corrupt or not a stsampler checkpoint.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a torch file: {exc}") from exc
+    state = load_torch_file(path, "checkpoint")
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise CheckpointError(f"{path} is not a stsampler checkpoint (no 'model' and 'config' entries)")
     return state

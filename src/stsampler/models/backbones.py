@@ -17,6 +17,7 @@ import torchvision
 from torch import nn
 
 from stsampler.errors import CheckpointError, ConfigError
+from stsampler.io import load_torch_file
 
 
 class Backbone(nn.Module):
@@ -98,12 +99,7 @@ def load_trunk_weights(backbone: Backbone, path: str | os.PathLike) -> None:
     CheckpointError when the file is missing or unreadable, or when its keys or shapes do not match.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"backbone weights file {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt or foreign files
-        raise CheckpointError(f"cannot read backbone weights {path}: {exc}") from exc
+    state = load_torch_file(path, "backbone weights file")
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path} is not a state_dict (a mapping from names to tensors)")
     state = {key: value for key, value in state.items() if not key.startswith("fc.")}
