@@ -58,6 +58,8 @@ class SamplerConfig:
     top-k is ``max(sigma_min, sigma0 * sigma_decay ** (episodes // sigma_every))``. ``oracle`` is
     the upper bound on synthetic actions: the event's frames cropped to its box (``data.metadata``).
     ``scanner_freeze_bn`` None freezes the scanner's batch norm exactly when it is pretrained.
+    ``pe_scale`` scales the evaluator's position encoding (1.0 is the paper's formula; see
+    :class:`stsampler.samplers.selector.TemporalSelector` for why the default is 0.1).
     """
 
     kind: Literal["uniform", "random", "motion", "learned", "oracle"] = "learned"
@@ -78,6 +80,7 @@ class SamplerConfig:
     sigma_min: float = 0.01
     noise: Literal["normal", "gumbel"] = "normal"
     control_variate: bool = True
+    pe_scale: float = 0.1
 
 
 @dataclass

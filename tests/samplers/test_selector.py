@@ -94,3 +94,17 @@ def test_generated_w2_replaces_own_parameter() -> None:
     per_video = selector(f, g, w2=generated).scores
     assert not torch.allclose(per_video, own)
     torch.testing.assert_close(selector(f[:1], g[:1], w2=generated[0]).scores, per_video[:1])
+
+
+def test_position_encoding_is_scaled_by_pe_scale() -> None:
+    from stsampler.samplers.selector import TemporalSelector
+
+    torch.manual_seed(0)
+    same_frames = torch.randn(2, 1, 16).expand(2, 6, 16)
+    video = same_frames.mean(dim=1)
+    without = TemporalSelector(feature_dim=16, num_frames=2, hidden=8, pe_scale=0.0).eval()
+    with_pe = TemporalSelector(feature_dim=16, num_frames=2, hidden=8, pe_scale=0.1).eval()
+    with_pe.load_state_dict(without.state_dict())
+    # Identical frames differ only by their position: no encoding, no preference.
+    assert torch.allclose(without.score(same_frames, video), torch.zeros(2, 6))
+    assert with_pe.score(same_frames, video).amax() > 0.5

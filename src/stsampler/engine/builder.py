@@ -46,6 +46,7 @@ def build_sampler(cfg: SamplerConfig, seed: int = 0) -> FrameSampler:
         sigma=cfg.sigma0,
         noise=cfg.noise,
         control_variate=cfg.control_variate,
+        pe_scale=cfg.pe_scale,
     )
 
 

@@ -84,6 +84,7 @@ class STSampler(FrameSampler):
         max_zoom: magnification cap of the amplifier.
         num_samples, sigma, noise, control_variate: the perturbed top-k used in training.
         hidden: evaluator hidden width (size of w2).
+        pe_scale: factor on the evaluator's position encoding (see :class:`TemporalSelector`).
 
     Attributes:
         generator: optional ``torch.Generator`` for every random draw in training (the perturbation
@@ -108,6 +109,7 @@ class STSampler(FrameSampler):
         noise: str = "normal",
         control_variate: bool = False,
         hidden: int = 512,
+        pe_scale: float = 0.1,
     ) -> None:
         super().__init__()
         self.num_frames = num_frames
@@ -115,7 +117,9 @@ class STSampler(FrameSampler):
         self.scanner = Scanner(scanner_arch, pretrained=pretrained, scan_size=scan_size, freeze_bn=freeze_bn)
         self.feature_dim = self.scanner.out_dim
         self.selector = (
-            TemporalSelector(self.feature_dim, num_frames, hidden, num_samples, sigma, noise, control_variate)
+            TemporalSelector(
+                self.feature_dim, num_frames, hidden, num_samples, sigma, noise, control_variate, pe_scale
+            )
             if temporal
             else None
         )

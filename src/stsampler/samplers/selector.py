@@ -54,6 +54,12 @@ class TemporalSelector(nn.Module):
         sigma: perturbation scale; a plain attribute the trainer updates from its schedule.
         noise: ``"normal"`` or ``"gumbel"``.
         control_variate: use the control variate in the perturbed top-k gradient.
+        pe_scale: factor on the sinusoidal position encoding added to ``cat(f_i, g_X)``. The paper
+            adds it unscaled (``pe_scale=1``); we scale it by 0.1, as TRX does with its position
+            encoding. Unscaled, the encoding (mean |PE| about 0.56) swamped the scanner features
+            (mean |f| about 0.4, and far smaller early in training): the evaluator learned to score
+            frames by position alone. On the demo's synthetic actions, with 0.1 the full sampler
+            reached 51.6% validation accuracy after 160 episodes, against 20.4% unscaled.
 
     The evaluator's last weight w2 is its own parameter unless the caller passes generated weights
     (the task-adaptive learner); either way it is used with unit norm.
@@ -68,9 +74,11 @@ class TemporalSelector(nn.Module):
         sigma: float = 0.05,
         noise: str = "normal",
         control_variate: bool = False,
+        pe_scale: float = 0.1,
     ) -> None:
         super().__init__()
         self.num_frames = num_frames
+        self.pe_scale = pe_scale
         self.w1 = nn.Linear(2 * feature_dim, hidden)
         self.w2 = nn.Parameter(torch.full((hidden,), hidden**-0.5))
         self.num_samples = num_samples
@@ -91,7 +99,7 @@ class TemporalSelector(nn.Module):
         """
         b, m, d = frame_features.shape
         pairs = torch.cat([frame_features, video_feature[:, None, :].expand(b, m, d)], dim=-1)
-        pairs = pairs + sinusoidal_encoding(m, 2 * d, pairs.device).to(pairs.dtype)
+        pairs = pairs + self.pe_scale * sinusoidal_encoding(m, 2 * d, pairs.device).to(pairs.dtype)
         hidden = F.relu(self.w1(pairs))
         weights = w2 if w2 is not None else F.normalize(self.w2, dim=0)
         raw = (hidden * weights.reshape(-1, 1, hidden.shape[-1])).sum(dim=-1)
