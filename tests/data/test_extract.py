@@ -5,7 +5,6 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
 from stsampler.data import extract as extract_mod
 from stsampler.data.extract import ExtractReport, extract_frames, find_videos

@@ -30,7 +30,6 @@ import bisect
 import os
 import re
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Sequence
 

@@ -25,7 +25,6 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from stsampler.config import Config, TrainConfig, config_to_dict, save_config
-from stsampler.data.dataset import VideoDataset
 from stsampler.data.episodes import EpisodeSampler
 from stsampler.engine import distributed
 from stsampler.engine.builder import build_dataset, build_model, resolve_split
