@@ -60,6 +60,8 @@ class SamplerConfig:
     ``scanner_freeze_bn`` None freezes the scanner's batch norm exactly when it is pretrained.
     ``pe_scale`` scales the evaluator's position encoding (1.0 is the paper's formula; see
     :class:`stsampler.samplers.selector.TemporalSelector` for why the default is 0.1).
+    ``task_residual`` makes the task-adaptive learner generate offsets to shared weights (False is
+    the paper's form; see :mod:`stsampler.samplers.task_learner` for why the default is True).
     """
 
     kind: Literal["uniform", "random", "motion", "learned", "oracle"] = "learned"
@@ -81,6 +83,7 @@ class SamplerConfig:
     noise: Literal["normal", "gumbel"] = "normal"
     control_variate: bool = True
     pe_scale: float = 0.1
+    task_residual: bool = True
 
 
 @dataclass

@@ -169,8 +169,13 @@ def test_sigma_reaches_selector(full: STSampler) -> None:
     full.sigma = 0.05
 
 
-def test_gradients_reach_all_parts() -> None:
-    sampler = make().train()
+@pytest.mark.parametrize("residual", [True, False])
+def test_gradients_reach_all_parts(residual: bool) -> None:
+    sampler = make(task_residual=residual).train()
+    learner = sampler.task_learner
+    if residual:  # the offset generators start at zero, so the encoder's first gradient is zero
+        for gen in (learner.gen_ts, learner.gen_sa):
+            torch.nn.init.normal_(gen.weight, std=0.1)
     sampler.generator = torch.Generator().manual_seed(2)
     out = sampler(clips(), SUPPORT)
     target = torch.randn(out.frames.shape, generator=torch.Generator().manual_seed(3))
@@ -179,12 +184,16 @@ def test_gradients_reach_all_parts() -> None:
         "scanner": sampler.scanner.conv1[0].weight,
         "scanner stage 4": sampler.scanner.stage4[0].branch1[0].weight,
         "evaluator": sampler.selector.w1.weight,
-        "task encoder": sampler.task_learner.encoder[0].weight,
-        "task w2 generator": sampler.task_learner.gen_ts.weight,
-        "task w_s generator": sampler.task_learner.gen_sa.weight,
+        "task encoder": learner.encoder[0].weight,
+        "task w2 generator": learner.gen_ts.weight,
+        "task w_s generator": learner.gen_sa.weight,
     }
+    if residual:
+        params |= {"shared w2": sampler.selector.w2, "shared w_s": sampler.amplifier.w_s}
     for name, param in params.items():
         assert param.grad is not None and param.grad.abs().sum() > 0, name
+    shared = (sampler.selector.w2, sampler.amplifier.w_s)
+    assert all(w.requires_grad == residual for w in shared)
 
 
 def test_task_adaptive_needs_something_to_adapt() -> None:

@@ -1,7 +1,9 @@
-"""Task-adaptive learner: deterministic in evaluation, sampled in training, unit-norm outputs."""
+"""Task-adaptive learner: deterministic in evaluation, sampled in training, unit-norm outputs, residual form."""
 from __future__ import annotations
 
+import pytest
 import torch
+import torch.nn.functional as F
 
 from stsampler.samplers.task_learner import TaskAdaptiveLearner
 
@@ -9,8 +11,10 @@ D, TS, SA = 32, 16, 12
 
 
 def make(**kwargs: object) -> TaskAdaptiveLearner:
+    """The paper's form (generated weights used outright) unless ``residual=True`` is passed."""
     torch.manual_seed(0)
-    return TaskAdaptiveLearner(in_dim=D, hidden=24, latent=8, ts_dim=TS, sa_dim=SA, **kwargs)
+    options = {"residual": False} | kwargs
+    return TaskAdaptiveLearner(in_dim=D, hidden=24, latent=8, ts_dim=TS, sa_dim=SA, **options)
 
 
 def support(n: int = 5) -> torch.Tensor:
@@ -61,7 +65,7 @@ def test_context_is_the_support_mean() -> None:
 
 
 def test_disabled_generators() -> None:
-    out = TaskAdaptiveLearner(in_dim=D, ts_dim=None, sa_dim=SA).eval()(support())
+    out = TaskAdaptiveLearner(in_dim=D, ts_dim=None, sa_dim=SA, residual=False).eval()(support())
     assert out.w2 is None and out.w_s.shape == (SA,)
 
 
@@ -72,3 +76,40 @@ def test_gradients_reach_encoder_and_generators() -> None:
     (torch.cat([out.w2, out.w_s]) * target).sum().backward()
     for module in (learner.encoder[0], learner.gen_ts, learner.gen_sa):
         assert module.weight.grad is not None and module.weight.grad.abs().sum() > 0
+
+
+def shared() -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(5)
+    return F.normalize(torch.randn(TS, generator=gen), dim=0), F.normalize(torch.randn(SA, generator=gen), dim=0)
+
+
+def test_residual_starts_at_the_shared_weights() -> None:
+    learner = make(residual=True).train()
+    shared_ts, shared_sa = shared()
+    out = learner(support(), torch.Generator().manual_seed(7), shared_ts, shared_sa)
+    torch.testing.assert_close(out.w2, shared_ts)
+    torch.testing.assert_close(out.w_s, shared_sa)
+
+
+def test_residual_learns_an_offset_that_depends_on_the_support() -> None:
+    learner = make(residual=True).train()
+    shared_ts, shared_sa = shared()
+    shared_ts.requires_grad_(True)
+    out = learner(support(), torch.Generator().manual_seed(3), shared_ts, shared_sa)
+    target = torch.randn(TS, generator=torch.Generator().manual_seed(4))
+    (out.w2 * target).sum().backward()
+    assert learner.gen_ts.weight.grad.abs().sum() > 0 and shared_ts.grad.abs().sum() > 0
+    with torch.no_grad():
+        learner.gen_ts.weight.add_(0.5 * learner.gen_ts.weight.grad)
+    learner.eval()
+    first = learner(support(), None, shared_ts.detach(), shared_sa)
+    other = learner(support() + 1.0, None, shared_ts.detach(), shared_sa)
+    assert not torch.allclose(first.w2, shared_ts.detach())
+    assert not torch.allclose(first.w2, other.w2)
+    torch.testing.assert_close(first.w2.norm(), torch.tensor(1.0))
+
+
+def test_residual_needs_the_shared_weights() -> None:
+    shared_ts, _ = shared()
+    with pytest.raises(ValueError, match="shared_sa"):
+        make(residual=True)(support(), None, shared_ts, None)

@@ -47,6 +47,7 @@ def build_sampler(cfg: SamplerConfig, seed: int = 0) -> FrameSampler:
         noise=cfg.noise,
         control_variate=cfg.control_variate,
         pe_scale=cfg.pe_scale,
+        task_residual=cfg.task_residual,
     )
 
 

@@ -74,6 +74,9 @@ class STSampler(FrameSampler):
         spatial: warp the selected frames by their saliency; off -> frames unchanged.
         task_adaptive: generate w2 / w_s from the support set; off -> fixed learned w2 / w_s.
             Needs something to adapt: the temporal selector or the ``"paper"`` saliency.
+        task_residual: the task learner generates offsets to the shared w2 / w_s, starting from
+            zero (default); False generates them outright, the paper's form, and the shared
+            weights are then unused and frozen (see :mod:`stsampler.samplers.task_learner`).
         saliency: ``"paper"`` (attention weighted by w_s) or ``"code"`` (parameter-free).
         scanner_arch, pretrained, scan_size: the scanner (see :class:`Scanner`).
         scanner_freeze_bn: keep the scanner's batch norm on its running statistics in training.
@@ -110,6 +113,7 @@ class STSampler(FrameSampler):
         control_variate: bool = False,
         hidden: int = 512,
         pe_scale: float = 0.1,
+        task_residual: bool = True,
     ) -> None:
         super().__init__()
         self.num_frames = num_frames
@@ -134,10 +138,15 @@ class STSampler(FrameSampler):
                 self.feature_dim,
                 ts_dim=hidden if temporal else None,
                 sa_dim=sum(self.scanner.map_channels) if adapts_saliency else None,
+                residual=task_residual,
             )
             if task_adaptive
             else None
         )
+        if task_adaptive and not task_residual:
+            for shared in self._shared_weights():
+                if shared is not None:
+                    shared.requires_grad_(False)
         self.generator: torch.Generator | None = None
         self._sigma = sigma
 
@@ -171,7 +180,14 @@ class STSampler(FrameSampler):
         """
         if self.task_learner is None:
             return None
-        return self.task_learner(support_features, generator=self.generator)
+        shared_ts, shared_sa = (None if w is None else F.normalize(w, dim=0) for w in self._shared_weights())
+        return self.task_learner(support_features, self.generator, shared_ts, shared_sa)
+
+    def _shared_weights(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The selector's own w2 and the amplifier's own w_s (None where the part or weight is absent)."""
+        w2 = self.selector.w2 if self.selector is not None else None
+        w_s = self.amplifier.w_s if self.amplifier is not None else None
+        return w2, w_s
 
     def plan(
         self, scan_clips: torch.Tensor, is_support: torch.Tensor, task: TaskParams | None = None

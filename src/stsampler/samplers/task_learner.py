@@ -2,6 +2,16 @@
 
 The task context is the mean scan feature of the support videos only; queries never enter, so a
 query's output cannot depend on other queries or on query labels.
+
+Residual generation (our default, ``docs/method.md`` section 5 gives the paper's form): the
+generators output a task-specific offset to the shared weights the sampler learns anyway,
+``w2 = normalise(w2_shared + G_t(f_t))``, and start at zero. A task-adaptive sampler therefore
+starts as the fixed one and learns how far each task should move it. With the paper's form,
+``w2 = normalise(G_t(f_t))`` from randomly initialised generators and a latent sampled with unit
+variance, every episode gets a different random direction while the scan features are still being
+learned: on the demo's synthetic actions the full sampler (200 episodes, 5-way 1-shot) fell to
+16.8% against 52.8% for the temporal selector with fixed weights, picking event frames less often
+than uniform sampling.
 """
 from __future__ import annotations
 
@@ -37,8 +47,8 @@ class TaskAdaptiveLearner(nn.Module):
 
     Encoder: ``in_dim -> hidden -> ReLU -> 2 * latent`` giving mu and log variance. In training
     ``f_t = mu + exp(logvar / 2) * eps`` with ``eps ~ N(0, I)``; in evaluation ``f_t = mu`` unless
-    ``sample_in_eval``. Generators: linear ``latent -> ts_dim`` and ``latent -> sa_dim``, outputs
-    divided by their L2 norm.
+    ``sample_in_eval``. Generators: linear ``latent -> ts_dim`` and ``latent -> sa_dim``; their
+    output (plus the shared weights when ``residual``) is divided by its L2 norm.
 
     Args:
         in_dim: support feature size (the scan feature g_X, 1024).
@@ -47,6 +57,8 @@ class TaskAdaptiveLearner(nn.Module):
         ts_dim: size of w2 (the evaluator's hidden width), or None to generate no w2.
         sa_dim: size of w_s (saliency channels C), or None to generate no w_s.
         sample_in_eval: also sample f_t in evaluation.
+        residual: generate offsets to shared weights passed to :meth:`forward`, from zero-initialised
+            generators (see the module docstring); False is the paper's form.
     """
 
     def __init__(
@@ -57,6 +69,7 @@ class TaskAdaptiveLearner(nn.Module):
         ts_dim: int | None = 512,
         sa_dim: int | None = None,
         sample_in_eval: bool = False,
+        residual: bool = True,
     ) -> None:
         super().__init__()
         self.encoder = nn.Sequential(
@@ -65,14 +78,32 @@ class TaskAdaptiveLearner(nn.Module):
         self.gen_ts = nn.Linear(latent, ts_dim) if ts_dim else None
         self.gen_sa = nn.Linear(latent, sa_dim) if sa_dim else None
         self.sample_in_eval = sample_in_eval
+        self.residual = residual
+        if residual:
+            for gen in (self.gen_ts, self.gen_sa):
+                if gen is not None:
+                    nn.init.zeros_(gen.weight)
+                    nn.init.zeros_(gen.bias)
 
-    def forward(self, support_features: torch.Tensor, generator: torch.Generator | None = None) -> TaskParams:
+    def forward(
+        self,
+        support_features: torch.Tensor,
+        generator: torch.Generator | None = None,
+        shared_ts: torch.Tensor | None = None,
+        shared_sa: torch.Tensor | None = None,
+    ) -> TaskParams:
         """Generate the episode's weights.
 
         Args:
             support_features: scan features g_X of the support videos only, ``[S, in_dim]``.
             generator: source of eps when sampling (for reproducible runs); eps is drawn on the
                 generator's device and moved to the features' device.
+            shared_ts: the shared evaluator weights ``[ts_dim]`` the offset is added to (needed
+                when ``residual`` and w2 is generated; ignored otherwise).
+            shared_sa: the shared saliency weights ``[sa_dim]``, likewise.
+
+        Raises:
+            ValueError: ``residual`` and a needed shared weight is missing.
 
         Returns:
             :class:`TaskParams` with w2 ``[ts_dim]`` and w_s ``[sa_dim]`` (each None when disabled).
@@ -84,6 +115,19 @@ class TaskAdaptiveLearner(nn.Module):
             draw_device = generator.device if generator is not None else mu.device
             eps = torch.randn(mu.shape, generator=generator, device=draw_device, dtype=mu.dtype).to(mu.device)
             latent = mu + (0.5 * logvar).exp() * eps
-        w2 = F.normalize(self.gen_ts(latent), dim=-1) if self.gen_ts is not None else None
-        w_s = F.normalize(self.gen_sa(latent), dim=-1) if self.gen_sa is not None else None
+        w2 = self._generate(self.gen_ts, latent, shared_ts, "shared_ts")
+        w_s = self._generate(self.gen_sa, latent, shared_sa, "shared_sa")
         return TaskParams(w2=w2, w_s=w_s, mu=mu, logvar=logvar)
+
+    def _generate(
+        self, gen: nn.Linear | None, latent: torch.Tensor, shared: torch.Tensor | None, name: str
+    ) -> torch.Tensor | None:
+        """Unit-norm weights from ``gen(latent)`` (plus ``shared`` when residual), or None without ``gen``."""
+        if gen is None:
+            return None
+        theta = gen(latent)
+        if self.residual:
+            if shared is None:
+                raise ValueError(f"a residual task learner needs {name}, the weights its offset is added to")
+            theta = shared + theta
+        return F.normalize(theta, dim=-1)
