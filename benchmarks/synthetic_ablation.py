@@ -6,12 +6,17 @@ and episode budget and evaluated on the same fixed test episodes, in 5-way 1-sho
 Columns: accuracy with its 95% interval, temporal hit rate (selected frames inside the event span),
 magnification of the event box. The table and the command go to benchmarks/results/.
 
-    python benchmarks/synthetic_ablation.py --out runs/ablation            # full size (hours on 2 CPU cores)
-    python benchmarks/synthetic_ablation.py --out runs/ablation --episodes 200 --eval-episodes 200 --shots 1
+    python benchmarks/synthetic_ablation.py --out runs/ablation     # full size (2 h on 2 CPU cores)
+    python benchmarks/synthetic_ablation.py --out runs/ablation --shots 1 --rows none all oracle
+
+``--episodes`` and ``--eval-episodes`` take one value for every shot or one per shot. By default
+1-shot rows train for the demo's 320 episodes and 5-shot rows for 160: a 5-shot episode holds 30
+videos against 10, so 160 of them show each row 1.5 times as many videos.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 from pathlib import Path
@@ -42,31 +47,46 @@ def machine() -> str:
     return f"{cpu_model()}; {device}; torch {torch.__version__}; Python {platform.python_version()}"
 
 
+def per_shot(parser: argparse.ArgumentParser, flag: str, values: list[int], shots: list[int]) -> dict[int, int]:
+    """``shot -> value`` from one value for all shots or one value per shot."""
+    if len(values) == 1:
+        return {shot: values[0] for shot in shots}
+    if len(values) != len(shots):
+        parser.error(f"{flag} takes one value or one per shot ({len(shots)}), got {len(values)}")
+    return dict(zip(shots, values))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/synthetic_ablation"))
-    parser.add_argument("--episodes", type=int, default=DemoConfig.episodes, help="training episodes per row")
-    parser.add_argument("--eval-episodes", type=int, default=DemoConfig.eval_episodes)
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 5])
+    parser.add_argument("--episodes", type=int, nargs="+", default=[DemoConfig.episodes, DemoConfig.episodes // 2],
+                        help="training episodes per row, one value or one per shot")
+    parser.add_argument("--eval-episodes", type=int, nargs="+", default=[DemoConfig.eval_episodes, DemoConfig.eval_episodes // 2],
+                        help="fixed test episodes, one value or one per shot")
     parser.add_argument("--rows", nargs="+", default=list(ABLATION), choices=list(ABLATION))
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=0, help="data-loading processes (0 suits a 2-core CPU)")
     parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results" / "synthetic_ablation.md")
     args = parser.parse_args()
+    episodes = per_shot(parser, "--episodes", args.episodes, args.shots)
+    eval_episodes = per_shot(parser, "--eval-episodes", args.eval_episodes, args.shots)
 
     data_dir = args.out / "data"
-    demo = DemoConfig(episodes=args.episodes, eval_episodes=args.eval_episodes)
+    demo = DemoConfig()
     if not (data_dir / "metadata.json").is_file():
-        generate_dataset(data_dir, demo.synth(), workers=args.workers)
+        generate_dataset(data_dir, demo.synth(), workers=os.cpu_count() or 1)
     metadata = load_metadata(data_dir)
     variants = {row: ABLATION[row] for row in args.rows}
     sections = []
     start = time.perf_counter()
     for shot in args.shots:
-        base = DemoConfig(episodes=args.episodes, eval_episodes=args.eval_episodes, shot=shot).base_config(data_dir, args.workers)
+        size = DemoConfig(episodes=episodes[shot], eval_episodes=eval_episodes[shot], shot=shot)
+        base = size.base_config(data_dir, args.workers)
         overrides = [f"data.metadata={data_dir / 'metadata.json'}"]
         shot_variants = {name: [*ov, *overrides] for name, ov in variants.items()}
-        results = compare(base, shot_variants, args.out / f"{shot}shot", args.eval_episodes, metadata=metadata)
-        table = format_table(results, f"5-way {shot}-shot, {args.eval_episodes} fixed test episodes, {args.episodes} training episodes per row")
+        results = compare(base, shot_variants, args.out / f"{shot}shot", eval_episodes[shot], metadata=metadata)
+        title = f"5-way {shot}-shot, {eval_episodes[shot]} fixed test episodes, {episodes[shot]} training episodes per row"
+        table = format_table(results, title)
         print(table)
         sections.append(table)
         atomic_write_text(args.out / f"{shot}shot" / "results.json", results_json(results))
