@@ -45,7 +45,7 @@ def test_hit_rate_counts_frames_inside_the_event(synth):
     inside = torch.tensor([[s, s + 1] for s, _ in spans])
     outside = torch.tensor([[(e + 1) % 40, (e + 2) % 40] if e + 2 < 40 else [0, 1] for _, e in spans])
     for indices, expected in ((inside, 100.0), (outside, 0.0)):
-        scorer = EventScorer(dataset, metadata, crop_size=64, resize_short=None)
+        scorer = EventScorer(dataset, metadata)
         frames = torch.zeros(len(dataset), 2, 3, 64, 64)
         scorer(batch, SimpleNamespace(sampler_output=SamplerOutput(frames=frames, indices=indices)))
         assert scorer.hit_rate == expected
@@ -61,7 +61,7 @@ def test_magnification_is_one_without_warp_and_grows_with_a_peaked_saliency(synt
     indices = torch.stack([starts, starts + 1], dim=1)
     frames = torch.zeros(n, 2, 3, 64, 64)
 
-    plain = EventScorer(dataset, metadata, crop_size=64, resize_short=None)
+    plain = EventScorer(dataset, metadata)
     plain(batch, SimpleNamespace(sampler_output=SamplerOutput(frames=frames, indices=indices)))
     assert plain.magnification == pytest.approx(1.0)
 
@@ -71,7 +71,7 @@ def test_magnification_is_one_without_warp_and_grows_with_a_peaked_saliency(synt
         x0, y0, x1, y1 = box.floor().long().tolist()
         saliency[i, :, y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)] = 1.0
     grid = amplify_grid(saliency.flatten(0, 1), (64, 64), max_zoom=4.0).unflatten(0, (n, 2))
-    warped = EventScorer(dataset, metadata, crop_size=64, resize_short=None)
+    warped = EventScorer(dataset, metadata)
     warped(batch, SimpleNamespace(sampler_output=SamplerOutput(frames=frames, indices=indices, grid=grid)))
     assert warped.magnification > 2.0
 

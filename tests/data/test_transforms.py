@@ -121,3 +121,24 @@ def test_normalize_matches_formula_and_round_trips():
 def test_normalize_stays_on_the_device():
     frames = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8, device="cuda")
     assert normalize(frames).device == frames.device
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "crop", "short"),
+    [(90, 160, 64, 80), (160, 90, 64, 80), (40, 50, 64, 32), (64, 64, 64, None)],
+)
+def test_crop_geometry_maps_points_where_the_transform_puts_them(height, width, crop, short):
+    transform = ClipTransform(crop, short, train=False)
+    y0, x0, y1, x1 = height // 3, width // 3, height // 3 + height // 4, width // 3 + width // 4
+    frames = torch.zeros(1, 3, height, width, dtype=torch.uint8)
+    frames[..., y0:y1, x0:x1] = 255
+    bright = (transform(frames)[0, 0] > 127).nonzero()
+    scale_y, scale_x, top, left = transform.crop_geometry(height, width)
+    expected = torch.tensor([y0 * scale_y - top, x0 * scale_x - left, y1 * scale_y - top, x1 * scale_x - left])
+    found = torch.cat([bright.amin(dim=0), bright.amax(dim=0) + 1]).float()
+    assert (found - expected).abs().max() <= 1.0
+
+
+def test_crop_geometry_refuses_a_random_crop():
+    with pytest.raises(ValueError, match="random"):
+        ClipTransform(64, 80, train=True).crop_geometry(90, 160)

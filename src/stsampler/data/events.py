@@ -46,16 +46,14 @@ class EventScorer:
     Use as the ``on_batch`` callback of :func:`stsampler.engine.evaluate.evaluate`.
 
     Args:
-        dataset: the evaluated dataset (its items are looked up in ``metadata`` by ``class/video_id``).
+        dataset: the evaluated dataset (its items are looked up in ``metadata`` by ``class/video_id``);
+            its evaluation transform maps the boxes into the network's input frame.
         metadata: the synthetic dataset's metadata (:func:`stsampler.data.synthetic.load_metadata`).
-        crop_size, resize_short: the test transform's geometry (to map boxes into the network's
-            input frame: resize the short side, then centre-crop a square).
     """
 
-    def __init__(self, dataset: VideoDataset, metadata: dict, crop_size: int, resize_short: int | None) -> None:
+    def __init__(self, dataset: VideoDataset, metadata: dict) -> None:
         self.spans, self.boxes, self.sizes = _event_table(dataset.items, metadata)
-        self.crop_size = crop_size
-        self.resize_short = resize_short
+        self.transform = dataset.transform
         self.hits = 0
         self.frames = 0
         self.magnification_sum = 0.0
@@ -65,14 +63,10 @@ class EventScorer:
         """Event boxes of ``video`` at ``frame_numbers [T]`` (inside the span) in normalised crop coordinates ``[T, 4]``."""
         start = int(self.spans[video, 0])
         box = self.boxes[video][frame_numbers - start]
-        height, width = self.sizes[video].tolist()
-        short = min(height, width)
-        scale = (self.resize_short or short) / short
-        scale *= max(1.0, self.crop_size / (short * scale))
-        offset_x = (width * scale - self.crop_size) / 2
-        offset_y = (height * scale - self.crop_size) / 2
-        offsets = torch.tensor([offset_x, offset_y, offset_x, offset_y])
-        return ((box * scale - offsets) * (2.0 / self.crop_size) - 1.0).clamp(-1.0, 1.0)
+        scale_y, scale_x, top, left = self.transform.crop_geometry(*self.sizes[video].tolist())
+        scales = torch.tensor([scale_x, scale_y, scale_x, scale_y])
+        offsets = torch.tensor([left, top, left, top], dtype=torch.float32)
+        return ((box * scales - offsets) * (2.0 / self.transform.crop_size) - 1.0).clamp(-1.0, 1.0)
 
     def __call__(self, batch: dict[str, torch.Tensor], output) -> None:
         sampled: SamplerOutput = output.sampler_output

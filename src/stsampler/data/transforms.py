@@ -51,6 +51,23 @@ class ClipTransform:
             f"train={self.train}, flip={self.flip})"
         )
 
+    def crop_geometry(self, height: int, width: int) -> tuple[float, float, int, int]:
+        """Where the evaluation transform puts a ``height x width`` frame's pixels.
+
+        Returns ``(scale_y, scale_x, top, left)``: input point (y, x) lands at
+        ``(y * scale_y - top, x * scale_x - left)`` in the ``crop_size`` square output.
+
+        Raises:
+            ValueError: for a training transform, whose crop is random.
+        """
+        if self.train:
+            raise ValueError("crop_geometry describes the evaluation transform; this one crops at random")
+        new_h, new_w = _resized_size(height, width, self.resize_short)
+        new_h, new_w = _resized_size(new_h, new_w, self.crop_size, only_up=True)
+        top = int(round((new_h - self.crop_size) / 2.0))
+        left = int(round((new_w - self.crop_size) / 2.0))
+        return new_h / height, new_w / width, top, left
+
     def __call__(self, frames: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if frames.ndim != 4 or frames.shape[1] != 3:
             raise ValueError(f"ClipTransform expects frames [T, 3, H, W], got {tuple(frames.shape)}")
@@ -68,18 +85,21 @@ class ClipTransform:
         return frames
 
 
-def _resize_short(frames: torch.Tensor, short: int | None, only_up: bool = False) -> torch.Tensor:
-    if short is None:
-        return frames
-    height, width = frames.shape[-2:]
+def _resized_size(height: int, width: int, short: int | None, only_up: bool = False) -> tuple[int, int]:
+    """``(height, width)`` after resizing the short side to ``short`` (kept when None, already there,
+    or larger than ``short`` with ``only_up``)."""
     current = min(height, width)
-    if current == short or (only_up and current > short):
-        return frames
+    if short is None or current == short or (only_up and current > short):
+        return height, width
     if height <= width:
-        new_h, new_w = short, max(1, int(round(width * short / height)))
-    else:
-        new_h, new_w = max(1, int(round(height * short / width))), short
-    return F.resize(frames, [new_h, new_w], antialias=True)
+        return short, max(1, int(round(width * short / height)))
+    return max(1, int(round(height * short / width))), short
+
+
+def _resize_short(frames: torch.Tensor, short: int | None, only_up: bool = False) -> torch.Tensor:
+    height, width = frames.shape[-2:]
+    size = _resized_size(height, width, short, only_up)
+    return frames if size == (height, width) else F.resize(frames, list(size), antialias=True)
 
 
 def normalize(frames: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -68,7 +68,7 @@ def evaluate_variant(
     model, cfg = load_model(run_dir, device)
     dataset = build_dataset(cfg, cfg.eval.split, train=False)
     scorer = (
-        EventScorer(dataset, metadata, cfg.data.crop_size, cfg.data.resize_short)
+        EventScorer(dataset, metadata)
         if metadata is not None and cfg.sampler.kind != "oracle"
         else None
     )
