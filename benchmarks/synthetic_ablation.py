@@ -10,8 +10,9 @@ magnification of the event box. The table and the command go to benchmarks/resul
     python benchmarks/synthetic_ablation.py --out runs/ablation --shots 1 --rows none all oracle
 
 ``--episodes`` and ``--eval-episodes`` take one value for every shot or one per shot. By default
-1-shot rows train for the demo's 320 episodes and 5-shot rows for 160: a 5-shot episode holds 30
-videos against 10, so 160 of them show each row 1.5 times as many videos.
+1-shot rows train for the demo's 320 episodes and are tested on its 300 episodes; 5-shot rows train
+for 100 episodes and are tested on 100: a 5-shot episode holds 30 videos against 10, so each row
+sees about as many training videos in both tables.
 """
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ ABLATION = {
     "all": ["sampler.kind=learned", "sampler.temporal=true", "sampler.spatial=true", "sampler.task_adaptive=true"],
     "oracle": ["sampler.kind=oracle"],
 }
+TRAIN_EPISODES = {1: DemoConfig.episodes, 5: 100}
+TEST_EPISODES = {1: DemoConfig.eval_episodes, 5: 100}
 
 
 def machine() -> str:
@@ -47,8 +50,13 @@ def machine() -> str:
     return f"{cpu_model()}; {device}; torch {torch.__version__}; Python {platform.python_version()}"
 
 
-def per_shot(parser: argparse.ArgumentParser, flag: str, values: list[int], shots: list[int]) -> dict[int, int]:
-    """``shot -> value`` from one value for all shots or one value per shot."""
+def per_shot(
+    parser: argparse.ArgumentParser, flag: str, values: list[int] | None, shots: list[int], defaults: dict[int, int]
+) -> dict[int, int]:
+    """``shot -> value`` from one value for all shots, one value per shot, or None (``defaults``,
+    the 1-shot value for shots it does not list)."""
+    if values is None:
+        return {shot: defaults.get(shot, defaults[1]) for shot in shots}
     if len(values) == 1:
         return {shot: values[0] for shot in shots}
     if len(values) != len(shots):
@@ -60,16 +68,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/synthetic_ablation"))
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 5])
-    parser.add_argument("--episodes", type=int, nargs="+", default=[DemoConfig.episodes, DemoConfig.episodes // 2],
-                        help="training episodes per row, one value or one per shot")
-    parser.add_argument("--eval-episodes", type=int, nargs="+", default=[DemoConfig.eval_episodes, DemoConfig.eval_episodes // 2],
-                        help="fixed test episodes, one value or one per shot")
+    parser.add_argument("--episodes", type=int, nargs="+",
+                        help=f"training episodes per row, one value or one per shot (default: {TRAIN_EPISODES})")
+    parser.add_argument("--eval-episodes", type=int, nargs="+",
+                        help=f"fixed test episodes, one value or one per shot (default: {TEST_EPISODES})")
     parser.add_argument("--rows", nargs="+", default=list(ABLATION), choices=list(ABLATION))
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes (0 suits a 2-core CPU)")
     parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results" / "synthetic_ablation.md")
     args = parser.parse_args()
-    episodes = per_shot(parser, "--episodes", args.episodes, args.shots)
-    eval_episodes = per_shot(parser, "--eval-episodes", args.eval_episodes, args.shots)
+    episodes = per_shot(parser, "--episodes", args.episodes, args.shots, TRAIN_EPISODES)
+    eval_episodes = per_shot(parser, "--eval-episodes", args.eval_episodes, args.shots, TEST_EPISODES)
 
     data_dir = args.out / "data"
     demo = DemoConfig()

@@ -60,7 +60,9 @@ class SamplerConfig:
     ``scanner_freeze_bn`` None freezes the scanner's batch norm exactly when it is pretrained.
     ``pe_scale`` scales the evaluator's position encoding (1.0 is the paper's formula; see
     :class:`stsampler.samplers.selector.TemporalSelector` for why the default is 0.1).
-    ``task_residual`` makes the task-adaptive learner generate offsets to shared weights (False is
+    ``selector_warmup`` is the number of training episodes, at the start, in which the temporal
+    selector is bypassed for one random frame per segment (for recognisers trained from scratch; see
+    :class:`stsampler.samplers.learned.STSampler`). ``task_residual`` makes the task-adaptive learner generate offsets to shared weights (False is
     the paper's form; see :mod:`stsampler.samplers.task_learner` for why the default is True).
     """
 
@@ -84,6 +86,7 @@ class SamplerConfig:
     control_variate: bool = True
     pe_scale: float = 0.1
     task_residual: bool = True
+    selector_warmup: int = 0
 
 
 @dataclass

@@ -83,6 +83,7 @@ class DemoConfig:
                     "scanner_pretrained": False,
                     "num_samples": 100,
                     "sigma_every": max(1, self.episodes // 4),
+                    "selector_warmup": self.episodes // 4,
                 },
                 "model": {"backbone": "smallcnn_max", "pretrained": False, "head": "protonet", "aux_weight": 1.0},
                 "train": {

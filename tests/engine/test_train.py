@@ -41,10 +41,11 @@ def test_training_lowers_the_loss_and_beats_chance(tiny_config, tmp_path: Path) 
 
 
 def test_resume_reaches_the_same_parameters(tiny_config, tmp_path: Path) -> None:
+    """Resumed between the selector warm-up (random frames) and selection: the same run as straight."""
     cfg = tiny_config(
         data={"num_frames": 6},
         sampler={"kind": "learned", "num_frames": 3, "temporal": True, "spatial": True, "task_adaptive": True,
-                 "sigma_every": 2},
+                 "sigma_every": 2, "selector_warmup": 2},
         train={"way": 2, "query": 1, "episodes": 4, "tasks_per_batch": 1, "schedule": "cosine", "warmup": 2,
                "val_every": 2, "val_episodes": 1, "optimizer": "sgd", "lr": 0.05},
     )

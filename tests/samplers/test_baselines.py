@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from stsampler.samplers.baselines import MotionSampler, RandomSampler, UniformSampler, spread_indices
+from stsampler.samplers.baselines import MotionSampler, RandomSampler, UniformSampler, jittered_indices, spread_indices
 
 B, M, T = 6, 8, 4
 
@@ -68,3 +68,13 @@ def test_motion_on_static_clip_is_uniform() -> None:
     out = MotionSampler(T)(still, torch.zeros(B, dtype=torch.bool))
     uniform = UniformSampler(T)(still, torch.zeros(B, dtype=torch.bool)).indices
     assert (out.indices - uniform).abs().max() <= 1
+
+
+def test_jittered_indices_take_one_frame_per_segment() -> None:
+    draws = jittered_indices(16, 4, 200, torch.Generator().manual_seed(0))
+    segment = draws // 4
+    assert draws.shape == (200, 4) and torch.equal(segment, torch.arange(4).expand(200, 4))
+    assert all(torch.unique(draws[:, t]).numel() == 4 for t in range(4))  # every frame of a segment is drawn
+    again = jittered_indices(16, 4, 200, torch.Generator().manual_seed(0))
+    assert torch.equal(draws, again)
+    assert jittered_indices(5, 3, 50, torch.Generator().manual_seed(1)).max() <= 4

@@ -196,6 +196,22 @@ def test_gradients_reach_all_parts(residual: bool) -> None:
     assert all(w.requires_grad == residual for w in shared)
 
 
+def test_explore_bypasses_the_selector_in_training_only() -> None:
+    sampler = make().train()
+    sampler.explore = True
+    sampler.generator = torch.Generator().manual_seed(4)
+    out = sampler(clips(), SUPPORT)
+    assert out.scores is None
+    assert torch.equal(out.indices // (M // T), torch.arange(T).expand(B, T))
+    assert torch.equal(out.indicator, F.one_hot(out.indices, M).float())
+    (out.frames.square().sum() + out.saliency.sum()).backward()
+    assert sampler.selector.w1.weight.grad is None
+    assert sampler.task_learner.gen_sa.weight.grad.abs().sum() > 0  # the amplifier still learns
+    sampler.eval()
+    with torch.inference_mode():
+        assert sampler(clips(), SUPPORT).scores is not None
+
+
 def test_task_adaptive_needs_something_to_adapt() -> None:
     with pytest.raises(ConfigError):
         STSampler(temporal=False, spatial=False, task_adaptive=True)

@@ -35,7 +35,7 @@ LAST = "last.pt"
 _NOT_ARCHITECTURE = {
     "model": {"pretrained", "weights_path", "aux_weight"},
     "sampler": {"scanner_pretrained", "num_samples", "sigma0", "sigma_decay", "sigma_every", "sigma_min",
-                "noise", "control_variate"},
+                "noise", "control_variate", "selector_warmup"},
 }
 
 

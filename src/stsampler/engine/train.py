@@ -139,11 +139,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _set_sigma(model: FewShotRecognizer, cfg: Config, episodes_done: int) -> None:
-    """Apply the perturbed top-k's sigma schedule (a pure function of the episode count)."""
+def _set_sampler_schedules(model: FewShotRecognizer, cfg: Config, episodes_done: int) -> None:
+    """Apply the perturbed top-k's sigma schedule and the selector warm-up (pure functions of the episode count)."""
     if isinstance(model.sampler, STSampler):
         s = cfg.sampler
         model.sampler.sigma = sigma_at(episodes_done, s.sigma0, s.sigma_decay, s.sigma_every, s.sigma_min)
+        model.sampler.explore = episodes_done < s.selector_warmup
 
 
 def _crossed(before: int, after: int, every: int) -> bool:
@@ -213,7 +214,9 @@ class _Trainer:
         self.net: nn.Module = self.model
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = DistributedDataParallel(self.model, device_ids=ids)
+            # During the selector warm-up the selector (and its generated w2) gets no gradient.
+            warmup = isinstance(self.model.sampler, STSampler) and self.cfg.sampler.selector_warmup > 0
+            self.net = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=warmup)
 
     def _resume_state(self, resume: bool) -> dict | None:
         last = self.run_dir / CHECKPOINT_DIR / LAST
@@ -301,7 +304,7 @@ class _Trainer:
             if max_steps is not None and self.step - first_step >= max_steps:
                 stopped = True
                 break
-            _set_sigma(self.model, self.cfg, self.episodes_done)
+            _set_sampler_schedules(self.model, self.cfg, self.episodes_done)
             batches = [next(iterator) for _ in range(self.per_rank)]
             stats = train_step(
                 self.net, self.optimizer, batches, tcfg.way, tcfg.shot, self.device, self.amp, self.scaler,

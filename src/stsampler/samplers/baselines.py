@@ -25,6 +25,20 @@ def uniform_indices(
     return segment_indices(num_frames, count).to(device).expand(batch, count)
 
 
+def jittered_indices(
+    num_dense: int, num_frames: int, batch: int, generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """One random frame in each of ``num_frames`` equal segments of ``num_dense``: ``[batch, num_frames]`` int64.
+
+    Ascending; drawn from ``generator`` on its device, returned on ``device``.
+    """
+    draw_device = generator.device if generator is not None else device
+    offsets = torch.rand(batch, num_frames, generator=generator, device=draw_device)
+    positions = (torch.arange(num_frames, device=draw_device) + offsets) * (num_dense / num_frames)
+    return positions.long().clamp_(max=num_dense - 1).to(device)
+
+
 def spread_indices(indices: torch.Tensor, num_frames: int) -> torch.Tensor:
     """Make sorted indices ``[B, T]`` strictly increasing when ``num_frames >= T``.
 

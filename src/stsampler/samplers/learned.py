@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from stsampler.errors import ConfigError, StsamplerError
 from stsampler.samplers.amplifier import SpatialAmplifier
 from stsampler.samplers.base import FrameSampler, SamplerOutput
-from stsampler.samplers.baselines import gather_frames, uniform_indices
+from stsampler.samplers.baselines import gather_frames, jittered_indices, uniform_indices
 from stsampler.samplers.scanner import Scanner
 from stsampler.samplers.selector import TemporalSelector
 from stsampler.samplers.task_learner import TaskAdaptiveLearner, TaskParams
@@ -93,6 +93,11 @@ class STSampler(FrameSampler):
         generator: optional ``torch.Generator`` for every random draw in training (the perturbation
             noise and the task latent's eps); set it for reproducible runs.
         sigma: the perturbation scale, settable (the trainer applies its schedule through it).
+        explore: in training, bypass the temporal selector and take one random frame per segment
+            (the trainer sets it during ``sampler.selector_warmup``). A recogniser trained from
+            scratch first learns what the actions look like on frames the selector did not choose;
+            without it the selector can settle on avoiding the event frames (on the demo's data
+            it did: 4% of its picks inside the event against 16% for uniform frames, 22% accuracy).
     """
 
     def __init__(
@@ -148,6 +153,7 @@ class STSampler(FrameSampler):
                 if shared is not None:
                     shared.requires_grad_(False)
         self.generator: torch.Generator | None = None
+        self.explore = False
         self._sigma = sigma
 
     @property
@@ -214,15 +220,19 @@ class STSampler(FrameSampler):
                 )
             task = self.task_params(support)
         b, m = frame_features.shape[:2]
-        if self.selector is not None:
+        selecting = self.selector is not None and not (self.training and self.explore)
+        if selecting:
             w2 = task.w2 if task is not None else None
             selection = self.selector(frame_features, video_feature, w2=w2, generator=self.generator)
             indicator, indices, scores = selection.indicator, selection.indices, selection.scores
         else:
-            indices = uniform_indices(m, self.num_frames, b, frame_features.device)
+            if self.selector is not None:
+                indices = jittered_indices(m, self.num_frames, b, self.generator, frame_features.device)
+            else:
+                indices = uniform_indices(m, self.num_frames, b, frame_features.device)
             indicator = F.one_hot(indices, m).to(frame_features.dtype)
             scores = None
-        soft = self.selector is not None and self.selector.training
+        soft = selecting and self.selector.training
         saliency = None
         if self.amplifier is not None:
             w_s = task.w_s if task is not None else None
