@@ -64,6 +64,17 @@ def test_other_architecture_is_refused_with_the_differing_keys(tiny_config, tmp_
     load_model(path, config=tiny_config(model={"aux_weight": 0.5}, sampler={"num_samples": 7}))
 
 
+def test_learned_sampler_settings_do_not_matter_to_a_fixed_sampler(tiny_config, tmp_path: Path) -> None:
+    path = tmp_path / "uniform.pt"
+    _save_model(tiny_config(sampler={"kind": "uniform"}), path)
+    state = load_checkpoint(path)
+    del state["config"]["sampler"]["pe_scale"]  # e.g. a key added to the config after this run
+    save_checkpoint(path, state)
+    load_model(path, config=tiny_config(sampler={"kind": "uniform", "max_zoom": 2.0}))
+    with pytest.raises(CheckpointError, match="sampler.kind: 'uniform' -> 'learned'"):
+        load_model(path, config=tiny_config(sampler={"kind": "learned"}))
+
+
 def test_state_dict_mismatch_names_the_keys(tiny_config, tmp_path: Path) -> None:
     cfg = tiny_config()
     path = tmp_path / "ckpt.pt"

@@ -37,6 +37,8 @@ _NOT_ARCHITECTURE = {
     "sampler": {"scanner_pretrained", "num_samples", "sigma0", "sigma_decay", "sigma_every", "sigma_min",
                 "noise", "control_variate", "selector_warmup"},
 }
+# The only sampler keys that matter when neither config uses the learned sampler (the others have no weights).
+_FIXED_SAMPLER_KEYS = {"kind", "num_frames"}
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
@@ -91,12 +93,14 @@ def architecture_diff(saved: dict, requested: dict) -> list[str]:
     Returns:
         ``"key: saved -> requested"`` for each differing key, sorted.
     """
+    learned = "learned" in (saved.get("sampler", {}).get("kind"), requested.get("sampler", {}).get("kind"))
     diffs = []
     for section, ignored in _NOT_ARCHITECTURE.items():
         old = _flatten(saved.get(section, {}), section)
         new = _flatten(requested.get(section, {}), section)
         for key in sorted(old.keys() | new.keys()):
-            if key.split(".", 1)[1].split(".")[0] in ignored:
+            name = key.split(".", 1)[1].split(".")[0]
+            if name in ignored or (section == "sampler" and not learned and name not in _FIXED_SAMPLER_KEYS):
                 continue
             if old.get(key) != new.get(key):
                 diffs.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
