@@ -35,6 +35,8 @@ class DataConfig:
     packaged ones); ``split_dir`` is a folder of ``{train,val,test}list03.txt`` instead. Exactly one
     must be set. ``flip`` None takes the benchmark's registry value (no flip on SSv2), True otherwise.
     ``metadata`` is the ``metadata.json`` of a synthetic dataset, needed by the ``oracle`` sampler.
+    ``eval_cache_mb`` keeps decoded evaluation clips in memory, up to this many MiB per loading
+    process (0 turns it off): fixed test episodes draw each test video many times.
     """
 
     benchmark: str | None = None
@@ -48,6 +50,7 @@ class DataConfig:
     workers: int = 4
     max_bad_fraction: float = 0.05
     metadata: str | None = None
+    eval_cache_mb: int = 1024
 
 
 @dataclass
@@ -62,8 +65,9 @@ class SamplerConfig:
     :class:`stsampler.samplers.selector.TemporalSelector` for why the default is 0.1).
     ``selector_warmup`` is the number of training episodes, at the start, in which the temporal
     selector is bypassed for one random frame per segment (for recognisers trained from scratch; see
-    :class:`stsampler.samplers.learned.STSampler`). ``task_residual`` makes the task-adaptive learner generate offsets to shared weights (False is
-    the paper's form; see :mod:`stsampler.samplers.task_learner` for why the default is True).
+    :class:`stsampler.samplers.learned.STSampler`). ``task_residual`` makes the task-adaptive
+    learner generate offsets to shared weights (False is the paper's form; see
+    :mod:`stsampler.samplers.task_learner` for why the default is True).
     """
 
     kind: Literal["uniform", "random", "motion", "learned", "oracle"] = "learned"
@@ -294,6 +298,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             "sampler.kind 'oracle' needs 'data.metadata': the metadata.json of a synthetic dataset"
         )
+    if cfg.data.eval_cache_mb < 0:
+        raise ConfigError(f"config key 'data.eval_cache_mb' must be >= 0 (0 turns the cache off), got {cfg.data.eval_cache_mb}")
     if cfg.train.way < 2:
         raise ConfigError(f"config key 'train.way' must be >= 2, got {cfg.train.way}")
     if not 0.0 <= cfg.data.max_bad_fraction < 1.0:

@@ -116,3 +116,39 @@ def test_episode_batches_through_a_dataloader(tiny_split):
     assert batch["class_ids"].tolist() == [ds.labels[i] for i in episode.indices]
     again = list(DataLoader(ds, batch_sampler=sampler, collate_fn=functools.partial(collate_episode, shot=1)))
     assert torch.equal(again[1]["frames"], batches[1]["frames"])
+
+
+def _counting_reads(ds: VideoDataset) -> list[int]:
+    """Record the index of every decode ``ds`` makes."""
+    reads: list[int] = []
+    load = ds._load
+
+    def counted(index, generator):
+        reads.append(index)
+        return load(index, generator)
+
+    ds._load = counted
+    return reads
+
+
+def test_evaluation_cache_serves_repeats_without_decoding(tiny_split):
+    item_bytes = M * 3 * 24 * 24
+    ds = _dataset(tiny_split.items, train=False, cache_bytes=2 * item_bytes)
+    plain = _dataset(tiny_split.items, train=False)
+    reads = _counting_reads(ds)
+    first = ds[0]
+    first["frames"].zero_()  # a caller's change never reaches the cache
+    again = ds[(0, 7)]
+    assert reads == [0]
+    for key in ("frames", "frame_indices"):
+        assert torch.equal(again[key], plain[0][key])
+    ds[1], ds[0], ds[2]  # 0 was used more recently than 1: 1 is dropped to make room for 2
+    ds[0], ds[1]
+    assert reads == [0, 1, 2, 1]
+
+
+def test_training_never_caches(tiny_split):
+    ds = _dataset(tiny_split.items, train=True, cache_bytes=10**9)
+    reads = _counting_reads(ds)
+    ds[(0, 1)], ds[(0, 2)]
+    assert reads == [0, 0] and ds.cache_bytes == 0

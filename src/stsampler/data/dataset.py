@@ -12,10 +12,15 @@ the same class (deterministically; ``index`` in the result then names the replac
 than ``max_bad_fraction`` of the distinct videos this process has tried are bad (counted once at
 least :data:`MIN_VIDEOS_BEFORE_ABORT` have been tried), :class:`stsampler.errors.DatasetError`
 stops the run with a summary.
+
+Evaluation clips are deterministic (segment centres, centre crop), so an evaluation dataset can
+keep them in memory (``cache_bytes``): fixed test episodes draw each test video many times (10,000
+5-way 1-shot episodes over a few hundred test videos read each one about a hundred times).
 """
 from __future__ import annotations
 
 import warnings
+from collections import OrderedDict
 from typing import Sequence
 
 import numpy as np
@@ -46,6 +51,8 @@ class VideoDataset(Dataset):
         decode_size: resize while decoding (int: short side; ``(H, W)``: fixed size); None keeps
             the stored size.
         max_bad_fraction: abort when more than this fraction of the videos tried are unreadable.
+        cache_bytes: without ``train``, keep decoded items in memory up to this many bytes of frames,
+            dropping the least recently used (each DataLoader worker holds its own cache); 0 keeps none.
 
     Attributes:
         labels: the label of each index.
@@ -62,6 +69,7 @@ class VideoDataset(Dataset):
         seed: int = 0,
         decode_size: int | tuple[int, int] | None = None,
         max_bad_fraction: float = 0.05,
+        cache_bytes: int = 0,
     ):
         if not items:
             raise DatasetError("the dataset has no videos; check the split list and data root (`stsampler splits check`)")
@@ -79,6 +87,9 @@ class VideoDataset(Dataset):
         self.bad_videos: dict[str, str] = {}
         self._tried: set[int] = set()
         self._by_class = self.indices_by_class()
+        self.cache_bytes = 0 if self.train else int(cache_bytes)
+        self._cache: OrderedDict[int, dict] = OrderedDict()
+        self._cached_bytes = 0
 
     def __len__(self) -> int:
         return len(self.items)
@@ -137,6 +148,27 @@ class VideoDataset(Dataset):
         index, draw_seed = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (int(key), None)
         if not 0 <= index < len(self.items):
             raise IndexError(f"index {index} outside a dataset of {len(self.items)} videos")
+        if index in self._cache:
+            self._cache.move_to_end(index)
+            return _copy_item(self._cache[index])
+        item = self._read(index, draw_seed)
+        if self.cache_bytes:
+            self._remember(index, item)
+        return item
+
+    def _remember(self, index: int, item: dict) -> None:
+        """Cache ``item`` under ``index``, dropping the least recently used items beyond ``cache_bytes``."""
+        size = item["frames"].nbytes
+        if size > self.cache_bytes:
+            return
+        self._cache[index] = _copy_item(item)
+        self._cached_bytes += size
+        while self._cached_bytes > self.cache_bytes:
+            _, dropped = self._cache.popitem(last=False)
+            self._cached_bytes -= dropped["frames"].nbytes
+
+    def _read(self, index: int, draw_seed: int | None) -> dict:
+        """Decode ``index``, or the next readable video of its class."""
         for candidate in self._candidates(index):
             if str(self.items[candidate].path) in self.bad_videos:
                 continue
@@ -154,3 +186,8 @@ class VideoDataset(Dataset):
             f"every video of class {item.class_name!r} is unreadable (e.g. {item.path}); "
             "run `stsampler splits check` and fix the data"
         )
+
+
+def _copy_item(item: dict) -> dict:
+    """``item`` with its tensors cloned (the cache's copy never leaves it)."""
+    return {key: value.clone() if isinstance(value, torch.Tensor) else value for key, value in item.items()}

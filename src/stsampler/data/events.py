@@ -122,8 +122,12 @@ class OracleDataset(VideoDataset):
         train: bool = False,
         seed: int = 0,
         max_bad_fraction: float = 0.05,
+        cache_bytes: int = 0,
     ) -> None:
-        super().__init__(items, num_frames, transform, train=train, seed=seed, max_bad_fraction=max_bad_fraction)
+        super().__init__(
+            items, num_frames, transform, train=train, seed=seed, max_bad_fraction=max_bad_fraction,
+            cache_bytes=cache_bytes,
+        )
         self.spans, self.boxes, _ = _event_table(self.items, metadata)
 
     def _load(self, index: int, generator: torch.Generator) -> dict:

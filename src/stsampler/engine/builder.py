@@ -111,10 +111,11 @@ def build_dataset(cfg: Config, split: str, train: bool, split_data: Split | None
     transform = ClipTransform(
         crop_size=cfg.data.crop_size, resize_short=cfg.data.resize_short, train=train, flip=resolve_flip(cfg)
     )
+    cache_bytes = cfg.data.eval_cache_mb * 2**20
     if cfg.sampler.kind == "oracle":
         return OracleDataset(
-            resolved.items, cfg.sampler.num_frames, transform, load_metadata(cfg.data.metadata), train=train, seed=cfg.train.seed,
-            max_bad_fraction=cfg.data.max_bad_fraction,
+            resolved.items, cfg.sampler.num_frames, transform, load_metadata(cfg.data.metadata), train=train,
+            seed=cfg.train.seed, max_bad_fraction=cfg.data.max_bad_fraction, cache_bytes=cache_bytes,
         )
     return VideoDataset(
         resolved.items,
@@ -124,4 +125,5 @@ def build_dataset(cfg: Config, split: str, train: bool, split_data: Split | None
         seed=cfg.train.seed,
         decode_size=cfg.data.resize_short,
         max_bad_fraction=cfg.data.max_bad_fraction,
+        cache_bytes=cache_bytes,
     )
