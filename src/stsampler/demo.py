@@ -25,7 +25,7 @@ from stsampler.io import atomic_write_text
 
 @dataclass
 class DemoConfig:
-    """Size of the demo. The defaults fit in about ten minutes on two CPU cores.
+    """Size of the demo. The defaults take about seven minutes on two CPU cores.
 
     Attributes:
         classes, videos_per_class, video_frames, size: the synthetic dataset (classes are split
