@@ -114,6 +114,8 @@ def test_cross_field_checks(minimal: Path) -> None:
         load_config(minimal, ["data.benchmark=ucf101"])
     with pytest.raises(ConfigError, match="cannot exceed"):
         load_config(minimal, ["sampler.num_frames=32"])
+    with pytest.raises(ConfigError, match="sampler.selector_warmup"):
+        load_config(minimal, ["sampler.selector_warmup=100000"])
     with pytest.raises(ConfigError, match="data.eval_cache_mb"):
         load_config(minimal, ["data.eval_cache_mb=-1"])
 

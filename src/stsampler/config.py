@@ -298,6 +298,11 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             "sampler.kind 'oracle' needs 'data.metadata': the metadata.json of a synthetic dataset"
         )
+    if not 0 <= cfg.sampler.selector_warmup < cfg.train.episodes:
+        raise ConfigError(
+            f"config key 'sampler.selector_warmup' must be in [0, train.episodes = {cfg.train.episodes}) "
+            f"so that the selector trains at all, got {cfg.sampler.selector_warmup}"
+        )
     if cfg.data.eval_cache_mb < 0:
         raise ConfigError(f"config key 'data.eval_cache_mb' must be >= 0 (0 turns the cache off), got {cfg.data.eval_cache_mb}")
     if cfg.train.way < 2:

@@ -64,6 +64,8 @@ def test_resume_reaches_the_same_parameters(tiny_config, tmp_path: Path) -> None
     assert [v["accuracy"] for v in straight["val"]] == [v["accuracy"] for v in resumed["val"]]
     assert straight["train"]["sigma"] == resumed["train"]["sigma"] == pytest.approx(0.05 * 0.8)
     assert [h["episodes"] for h in resumed["train_history"]] == [1, 2, 3, 4]
+    # The validation at 2 episodes came before the selector's first step: never the best checkpoint.
+    assert straight["best"]["episodes"] == resumed["best"]["episodes"] == 4
 
 
 def test_resume_with_another_architecture_is_refused(tiny_config, tmp_path: Path) -> None:

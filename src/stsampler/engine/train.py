@@ -6,7 +6,9 @@ each episode's loss scaled so the step's gradient is the mean over all its episo
 of the run is the same task whatever W (see :class:`~stsampler.data.episodes.EpisodeSampler`).
 
 The run directory holds ``config.yaml`` (resolved), ``train.log``, ``results.json``,
-``checkpoints/{last,best}.pt`` and ``tensorboard/``. ``best.pt`` is chosen on the val split.
+``checkpoints/{last,best}.pt`` and ``tensorboard/``. ``best.pt`` is chosen on the val split,
+among the validations after the selector warm-up (``sampler.selector_warmup``): until then the
+temporal selector has not been trained.
 """
 from __future__ import annotations
 
@@ -263,6 +265,12 @@ class _Trainer:
             )
         save_checkpoint(self.run_dir / CHECKPOINT_DIR / name, state)
 
+    def _selector_untrained(self) -> bool:
+        """Whether the temporal selector has not had a training step yet (warm-up not over)."""
+        sampler = self.model.sampler
+        has_selector = isinstance(sampler, STSampler) and sampler.selector is not None
+        return has_selector and self.episodes_done <= self.cfg.sampler.selector_warmup
+
     def _validate(self) -> dict:
         distributed.broadcast_buffers(self.model)
         result = evaluate(
@@ -272,7 +280,9 @@ class _Trainer:
         entry = {"episodes": self.episodes_done, "accuracy": result.accuracy, "ci95": result.ci95}
         self.history.append(entry)
         log.info("val after %d episodes: %.2f +- %.2f%%", self.episodes_done, result.accuracy, result.ci95)
-        if self.best is None or result.accuracy > self.best["accuracy"]:
+        if self._selector_untrained():
+            log.info("not a best-checkpoint candidate: the selector is still in its warm-up")
+        elif self.best is None or result.accuracy > self.best["accuracy"]:
             self.best = entry
             self._checkpoint(BEST, full=False)
         return entry
