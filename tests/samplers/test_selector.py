@@ -97,8 +97,6 @@ def test_generated_w2_replaces_own_parameter() -> None:
 
 
 def test_position_encoding_is_scaled_by_pe_scale() -> None:
-    from stsampler.samplers.selector import TemporalSelector
-
     torch.manual_seed(0)
     same_frames = torch.randn(2, 1, 16).expand(2, 6, 16)
     video = same_frames.mean(dim=1)

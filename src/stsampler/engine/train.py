@@ -149,6 +149,11 @@ def _set_sampler_schedules(model: FewShotRecognizer, cfg: Config, episodes_done:
         model.sampler.explore = episodes_done < s.selector_warmup
 
 
+def _has_selector(model: FewShotRecognizer) -> bool:
+    """Whether the model's sampler has a temporal selector (the part the selector warm-up bypasses)."""
+    return isinstance(model.sampler, STSampler) and model.sampler.selector is not None
+
+
 def _crossed(before: int, after: int, every: int) -> bool:
     return after // every > before // every
 
@@ -217,7 +222,7 @@ class _Trainer:
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             # During the selector warm-up the selector (and its generated w2) gets no gradient.
-            warmup = isinstance(self.model.sampler, STSampler) and self.cfg.sampler.selector_warmup > 0
+            warmup = _has_selector(self.model) and self.cfg.sampler.selector_warmup > 0
             self.net = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=warmup)
 
     def _resume_state(self, resume: bool) -> dict | None:
@@ -267,9 +272,7 @@ class _Trainer:
 
     def _selector_untrained(self) -> bool:
         """Whether the temporal selector has not had a training step yet (warm-up not over)."""
-        sampler = self.model.sampler
-        has_selector = isinstance(sampler, STSampler) and sampler.selector is not None
-        return has_selector and self.episodes_done <= self.cfg.sampler.selector_warmup
+        return _has_selector(self.model) and self.episodes_done <= self.cfg.sampler.selector_warmup
 
     def _validate(self) -> dict:
         distributed.broadcast_buffers(self.model)

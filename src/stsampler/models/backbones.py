@@ -74,7 +74,7 @@ def _small_cnn(pretrained: bool, pool: str = "avg", widths: tuple[int, ...] = (3
     There are no pretrained weights.
     """
     if pretrained:
-        raise ConfigError("backbone 'smallcnn' has no pretrained weights; set pretrained to false")
+        raise ConfigError("the smallcnn backbones have no pretrained weights; set model.pretrained to false")
     channels = (3, *widths)
     blocks = [_conv_block(c_in, c_out) for c_in, c_out in zip(channels[:-1], channels[1:])]
     pooling = nn.AdaptiveAvgPool2d(1) if pool == "avg" else nn.AdaptiveMaxPool2d(1)
