@@ -6,19 +6,25 @@ and episode budget and evaluated on the same fixed test episodes, in 5-way 1-sho
 Columns: accuracy with its 95% interval, temporal hit rate (selected frames inside the event span),
 magnification of the event box. The table and the command go to benchmarks/results/.
 
-    python benchmarks/synthetic_ablation.py --out runs/ablation     # full size (2 h on 2 CPU cores)
+    python benchmarks/synthetic_ablation.py --out runs/ablation --seeds 3 1
     python benchmarks/synthetic_ablation.py --out runs/ablation --shots 1 --rows none all oracle
 
 ``--episodes`` and ``--eval-episodes`` take one value for every shot or one per shot. By default
 1-shot rows train for the demo's 320 episodes and are tested on its 300 episodes; 5-shot rows train
 for 100 episodes and are tested on 100: a 5-shot episode holds 30 videos against 10, so each row
 sees about as many training videos in both tables.
+
+``--seeds`` trains every row with that many training seeds (``train.seed`` 0, 1, ...; one value or
+one per shot) into ``OUT/<shot>shot/seed<s>``; all of them are tested on the same episodes. One
+training run of a row can differ from the next by more than its test interval, so the summary table
+reports each row's mean and standard deviation over the seeds.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -27,7 +33,7 @@ from _common import cpu_model, markdown_report, write_report
 
 from stsampler.demo import DemoConfig
 from stsampler.data.synthetic import generate_dataset, load_metadata
-from stsampler.engine.compare import compare, format_table, results_json
+from stsampler.engine.compare import VariantResult, compare, format_table, results_json
 from stsampler.io import atomic_write_text
 
 ABLATION = {
@@ -42,6 +48,7 @@ ABLATION = {
 }
 TRAIN_EPISODES = {1: DemoConfig.episodes, 5: 100}
 TEST_EPISODES = {1: DemoConfig.eval_episodes, 5: 100}
+SEEDS = {1: 1, 5: 1}
 
 
 def machine() -> str:
@@ -64,6 +71,37 @@ def per_shot(
     return dict(zip(shots, values))
 
 
+def _mean(values: list[float | None]) -> float | None:
+    return None if any(v is None for v in values) else statistics.fmean(values)
+
+
+def seed_summary(by_seed: list[list[VariantResult]], title: str) -> str:
+    """Markdown table over training seeds: per row the mean accuracy, its standard deviation over the
+    seeds, each seed's accuracy, and the mean hit rate and magnification; then, when the table has
+    the none, all and oracle rows, the share of the uniform-to-oracle gap the full sampler closes."""
+    lines = [
+        f"### {title}",
+        "",
+        "| variant | mean accuracy (%) | std over seeds | per seed (%) | temporal hit rate (%) | event magnification |",
+        "|---|---|---|---|---|---|",
+    ]
+    means = {}
+    for rows in zip(*by_seed):
+        accuracies = [r.accuracy for r in rows]
+        means[rows[0].name] = statistics.fmean(accuracies)
+        std = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+        hit, mag = _mean([r.hit_rate for r in rows]), _mean([r.magnification for r in rows])
+        lines.append(
+            f"| {rows[0].name} | {means[rows[0].name]:.1f} | {std:.1f} | {', '.join(f'{a:.1f}' for a in accuracies)} | "
+            f"{'-' if hit is None else f'{hit:.1f}'} | {'-' if mag is None else f'{mag:.2f}x'} |"
+        )
+    if {"none", "all", "oracle"} <= means.keys():
+        gap = (means["all"] - means["none"]) / (means["oracle"] - means["none"])
+        lines += ["", f"The full sampler gains {means['all'] - means['none']:.1f} points over uniform frames "
+                      f"and closes {100 * gap:.0f}% of the uniform-to-oracle gap (means over the seeds)."]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/synthetic_ablation"))
@@ -72,12 +110,15 @@ def main() -> None:
                         help=f"training episodes per row, one value or one per shot (default: {TRAIN_EPISODES})")
     parser.add_argument("--eval-episodes", type=int, nargs="+",
                         help=f"fixed test episodes, one value or one per shot (default: {TEST_EPISODES})")
+    parser.add_argument("--seeds", type=int, nargs="+",
+                        help=f"training seeds per row, one value or one per shot (default: {SEEDS})")
     parser.add_argument("--rows", nargs="+", default=list(ABLATION), choices=list(ABLATION))
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes (0 suits a 2-core CPU)")
     parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results" / "synthetic_ablation.md")
     args = parser.parse_args()
     episodes = per_shot(parser, "--episodes", args.episodes, args.shots, TRAIN_EPISODES)
     eval_episodes = per_shot(parser, "--eval-episodes", args.eval_episodes, args.shots, TEST_EPISODES)
+    seeds = per_shot(parser, "--seeds", args.seeds, args.shots, SEEDS)
 
     data_dir = args.out / "data"
     demo = DemoConfig()
@@ -90,14 +131,21 @@ def main() -> None:
     for shot in args.shots:
         size = DemoConfig(episodes=episodes[shot], eval_episodes=eval_episodes[shot], shot=shot)
         base = size.base_config(data_dir, args.workers)
-        overrides = [f"data.metadata={data_dir / 'metadata.json'}"]
-        shot_variants = {name: [*ov, *overrides] for name, ov in variants.items()}
-        results = compare(base, shot_variants, args.out / f"{shot}shot", eval_episodes[shot], metadata=metadata)
         title = f"5-way {shot}-shot, {eval_episodes[shot]} fixed test episodes, {episodes[shot]} training episodes per row"
-        table = format_table(results, title)
-        print(table)
-        sections.append(table)
-        atomic_write_text(args.out / f"{shot}shot" / "results.json", results_json(results))
+        by_seed = []
+        for seed in range(seeds[shot]):
+            overrides = [f"data.metadata={data_dir / 'metadata.json'}", f"train.seed={seed}"]
+            shot_variants = {name: [*ov, *overrides] for name, ov in variants.items()}
+            seed_dir = args.out / f"{shot}shot" / f"seed{seed}"
+            results = compare(base, shot_variants, seed_dir, eval_episodes[shot], metadata=metadata)
+            atomic_write_text(seed_dir / "results.json", results_json(results))
+            by_seed.append(results)
+            table = format_table(results, f"{title}, training seed {seed}")
+            print(table)
+            sections.append(table)
+        summary = seed_summary(by_seed, f"{title}: {seeds[shot]} training seeds")
+        print(summary)
+        sections.insert(len(sections) - seeds[shot], summary)
     elapsed = time.perf_counter() - start
     body = (
         f"Wall time: {elapsed / 60:.1f} min. Data: the demo's synthetic actions ({demo.classes} classes, "

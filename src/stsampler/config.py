@@ -66,7 +66,7 @@ class SamplerConfig:
     ``selector_warmup`` is the number of training episodes, at the start, in which the temporal
     selector is bypassed for one random frame per segment (for recognisers trained from scratch; see
     :class:`stsampler.samplers.learned.STSampler`). ``task_residual`` makes the task-adaptive
-    learner generate offsets to shared weights (False is the paper's form; see
+    learner generate a bounded gate on shared weights (False is the paper's form; see
     :mod:`stsampler.samplers.task_learner` for why the default is True).
     """
 

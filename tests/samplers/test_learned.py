@@ -173,7 +173,7 @@ def test_sigma_reaches_selector(full: STSampler) -> None:
 def test_gradients_reach_all_parts(residual: bool) -> None:
     sampler = make(task_residual=residual).train()
     learner = sampler.task_learner
-    if residual:  # the offset generators start at zero, so the encoder's first gradient is zero
+    if residual:  # the gate generators start at zero, so the encoder's first gradient is zero
         for gen in (learner.gen_ts, learner.gen_sa):
             torch.nn.init.normal_(gen.weight, std=0.1)
     sampler.generator = torch.Generator().manual_seed(2)

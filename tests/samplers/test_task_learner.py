@@ -91,7 +91,7 @@ def test_residual_starts_at_the_shared_weights() -> None:
     torch.testing.assert_close(out.w_s, shared_sa)
 
 
-def test_residual_learns_an_offset_that_depends_on_the_support() -> None:
+def test_residual_learns_a_gate_that_depends_on_the_support() -> None:
     learner = make(residual=True).train()
     shared_ts, shared_sa = shared()
     shared_ts.requires_grad_(True)
@@ -113,3 +113,19 @@ def test_residual_needs_the_shared_weights() -> None:
     shared_ts, _ = shared()
     with pytest.raises(ValueError, match="shared_sa"):
         make(residual=True)(support(), None, shared_ts, None)
+
+
+def test_residual_gate_keeps_each_shared_weight_sign_and_bounds_its_scale() -> None:
+    """However large the generated values, each weight lies between 0 and twice its shared value
+    (before the norm): a task can reweight the shared evaluator but never turn it around."""
+    learner = make(residual=True).eval()
+    with torch.no_grad():
+        learner.gen_ts.weight.normal_(std=50.0)
+        learner.gen_ts.bias.normal_(std=50.0)
+    shared_ts, shared_sa = shared()
+    out = learner(support(), None, shared_ts, shared_sa)
+    gate = 1 + torch.tanh(learner.gen_ts(out.mu))
+    assert gate.min() < 0.1 and gate.max() > 1.9  # the generated values are far outside tanh's linear range
+    torch.testing.assert_close(out.w2, F.normalize(shared_ts * gate, dim=0))
+    assert (out.w2 * shared_ts >= 0).all()
+    assert torch.dot(out.w2, shared_ts) > 0

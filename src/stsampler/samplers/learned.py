@@ -74,8 +74,8 @@ class STSampler(FrameSampler):
         spatial: warp the selected frames by their saliency; off -> frames unchanged.
         task_adaptive: generate w2 / w_s from the support set; off -> fixed learned w2 / w_s.
             Needs something to adapt: the temporal selector or the ``"paper"`` saliency.
-        task_residual: the task learner generates offsets to the shared w2 / w_s, starting from
-            zero (default); False generates them outright, the paper's form, and the shared
+        task_residual: the task learner generates a bounded gate on the shared w2 / w_s, starting
+            at 1 (default); False generates the weights outright, the paper's form, and the shared
             weights are then unused and frozen (see :mod:`stsampler.samplers.task_learner`).
         saliency: ``"paper"`` (attention weighted by w_s) or ``"code"`` (parameter-free).
         scanner_arch, pretrained, scan_size: the scanner (see :class:`Scanner`).

@@ -4,14 +4,21 @@ The task context is the mean scan feature of the support videos only; queries ne
 query's output cannot depend on other queries or on query labels.
 
 Residual generation (our default, ``docs/method.md`` section 5 gives the paper's form): the
-generators output a task-specific offset to the shared weights the sampler learns anyway,
-``w2 = normalise(w2_shared + G_t(f_t))``, and start at zero. A task-adaptive sampler therefore
-starts as the fixed one and learns how far each task should move it. With the paper's form,
-``w2 = normalise(G_t(f_t))`` from randomly initialised generators and a latent sampled with unit
-variance, every episode gets a different random direction while the scan features are still being
-learned: on the demo's synthetic actions the full sampler (200 episodes, 5-way 1-shot) fell to
-16.8% against 52.8% for the temporal selector with fixed weights, picking event frames less often
-than uniform sampling.
+generators output a bounded, task-specific gate on the shared weights the sampler learns anyway,
+``w2 = normalise(w2_shared * (1 + tanh(G_t(f_t))))``, and start at zero (gate 1). A task-adaptive
+sampler therefore starts as the fixed one, and a task can scale each shared weight between 0 and
+twice its value but never change its sign: it reweights the shared evaluator, it cannot turn it
+around.
+
+Why: with the paper's form, ``w2 = normalise(G_t(f_t))`` from randomly initialised generators and
+a latent sampled with unit variance, every episode gets a different random direction while the scan
+features are still being learned: on the demo's synthetic actions the full sampler (200 episodes,
+5-way 1-shot) fell to 16.8% against 52.8% for the temporal selector with fixed weights, picking
+event frames less often than uniform sampling. An unbounded additive offset,
+``normalise(w2_shared + G_t(f_t))``, started well but grew to 17 times the shared weight's norm in
+the 1-shot temporal-selector-plus-task run; the generated direction then ignored the shared one
+(cosine -0.07), scored frames inside the event lower than those outside (0.42 against 0.74), and
+the run reached 36.8%. With the gate the same run reached 51.0% (cosine 0.96, hit rate 43.1%).
 """
 from __future__ import annotations
 
@@ -48,7 +55,8 @@ class TaskAdaptiveLearner(nn.Module):
     Encoder: ``in_dim -> hidden -> ReLU -> 2 * latent`` giving mu and log variance. In training
     ``f_t = mu + exp(logvar / 2) * eps`` with ``eps ~ N(0, I)``; in evaluation ``f_t = mu`` unless
     ``sample_in_eval``. Generators: linear ``latent -> ts_dim`` and ``latent -> sa_dim``; their
-    output (plus the shared weights when ``residual``) is divided by its L2 norm.
+    output (used as a gate ``1 + tanh(.)`` on the shared weights when ``residual``) is divided by
+    its L2 norm.
 
     Args:
         in_dim: support feature size (the scan feature g_X, 1024).
@@ -57,7 +65,7 @@ class TaskAdaptiveLearner(nn.Module):
         ts_dim: size of w2 (the evaluator's hidden width), or None to generate no w2.
         sa_dim: size of w_s (saliency channels C), or None to generate no w_s.
         sample_in_eval: also sample f_t in evaluation.
-        residual: generate offsets to shared weights passed to :meth:`forward`, from zero-initialised
+        residual: gate the shared weights passed to :meth:`forward`, from zero-initialised
             generators (see the module docstring); False is the paper's form.
     """
 
@@ -98,7 +106,7 @@ class TaskAdaptiveLearner(nn.Module):
             support_features: scan features g_X of the support videos only, ``[S, in_dim]``.
             generator: source of eps when sampling (for reproducible runs); eps is drawn on the
                 generator's device and moved to the features' device.
-            shared_ts: the shared evaluator weights ``[ts_dim]`` the offset is added to (needed
+            shared_ts: the shared evaluator weights ``[ts_dim]`` the gate scales (needed
                 when ``residual`` and w2 is generated; ignored otherwise).
             shared_sa: the shared saliency weights ``[sa_dim]``, likewise.
 
@@ -122,12 +130,12 @@ class TaskAdaptiveLearner(nn.Module):
     def _generate(
         self, gen: nn.Linear | None, latent: torch.Tensor, shared: torch.Tensor | None, name: str
     ) -> torch.Tensor | None:
-        """Unit-norm weights from ``gen(latent)`` (plus ``shared`` when residual), or None without ``gen``."""
+        """Unit-norm weights from ``gen(latent)`` (gating ``shared`` when residual), or None without ``gen``."""
         if gen is None:
             return None
         theta = gen(latent)
         if self.residual:
             if shared is None:
-                raise ValueError(f"a residual task learner needs {name}, the weights its offset is added to")
-            theta = shared + theta
+                raise ValueError(f"a residual task learner needs {name}, the weights its gate scales")
+            theta = shared * (1.0 + torch.tanh(theta))
         return F.normalize(theta, dim=-1)
