@@ -6,10 +6,12 @@ import json
 import pytest
 
 from stsampler.demo import VARIANTS, DemoConfig, run_demo
+from stsampler.engine import compare as compare_module
+from stsampler.engine.compare import TEST_RESULT
 
 
 @pytest.mark.slow
-def test_quick_demo_writes_table_runs_and_pictures(tmp_path, capsys):
+def test_quick_demo_writes_table_runs_and_pictures(tmp_path, capsys, monkeypatch):
     out = tmp_path / "demo"
     table = run_demo(DemoConfig.quick(), out, progress=False)
 
@@ -26,7 +28,13 @@ def test_quick_demo_writes_table_runs_and_pictures(tmp_path, capsys):
     assert list((out / "pictures").glob("*.png"))
     assert "pictures of what the sampler sees" in capsys.readouterr().out
 
-    # Everything finished is reused: a second run trains nothing and gives the same table.
+    # Everything finished is reused: a second run trains and evaluates nothing and gives the same table.
     mtimes = {p: p.stat().st_mtime for p in (out / "runs").rglob("*.pt")}
+    assert all((out / "runs" / name / TEST_RESULT).is_file() for name in VARIANTS)
+
+    def no_evaluation(*args, **kwargs):
+        raise AssertionError("a finished run with a saved test result was evaluated again")
+
+    monkeypatch.setattr(compare_module, "evaluate_variant", no_evaluation)
     assert run_demo(DemoConfig.quick(), out, progress=False) == table
     assert {p: p.stat().st_mtime for p in (out / "runs").rglob("*.pt")} == mtimes

@@ -3,11 +3,16 @@
 Used by ``stsampler demo`` and ``benchmarks/synthetic_ablation.py``. Every variant is a set of
 ``key=value`` overrides of one base configuration, trained into its own run folder (resumed when a
 checkpoint is there, skipped when finished) and evaluated on one fixed, saved list of test episodes.
+A variant's test result is saved in its run folder (``test_result.json``) with the SHA-256 of its
+checkpoint, of the episode list and of the event metadata, and reused while all three are unchanged,
+so adding a row or a training seed to a comparison evaluates only the new runs. Delete the file to
+evaluate again.
 On synthetic data the sampler's picks are also scored against the ground-truth events
 (:class:`stsampler.data.events.EventScorer`).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,9 +23,12 @@ from stsampler.data.events import EventScorer
 from stsampler.data.episodes import load_episodes, save_episodes
 from stsampler.engine import distributed
 from stsampler.engine.builder import build_dataset
-from stsampler.engine.checkpoint import CHECKPOINT_DIR, LAST, load_model
+from stsampler.engine.checkpoint import CHECKPOINT_DIR, LAST, load_model, resolve_checkpoint
 from stsampler.engine.evaluate import evaluate, make_episodes, resolve_amp
 from stsampler.engine.train import train
+from stsampler.io import atomic_write_json, file_sha256
+
+TEST_RESULT = "test_result.json"
 
 
 @dataclass
@@ -87,6 +95,39 @@ def evaluate_variant(
     )
 
 
+def _test_result_key(run_dir: Path, episodes_path: Path, metadata: dict | None) -> dict[str, str | None]:
+    """What a saved test result depends on: the checkpoint, the episode list and the event metadata."""
+    events = None if metadata is None else hashlib.sha256(json.dumps(metadata, sort_keys=True).encode()).hexdigest()
+    return {
+        "checkpoint_sha256": file_sha256(resolve_checkpoint(run_dir)),
+        "episodes_sha256": file_sha256(episodes_path),
+        "metadata_sha256": events,
+    }
+
+
+def _saved_test_result(path: Path, key: dict) -> VariantResult | None:
+    """The result saved at ``path`` if it was computed for ``key``; None if absent, unreadable or stale."""
+    try:
+        saved = json.loads(path.read_text())
+        return VariantResult(**saved["result"]) if saved.get("key") == key else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def tested_variant(
+    cfg: Config, run_dir: Path, episodes_path: Path, episodes, shot: int, metadata: dict | None, progress: bool = True
+) -> VariantResult:
+    """:func:`evaluate_variant` on the episodes saved at ``episodes_path``, or the result saved in
+    ``run_dir`` by an earlier call on the same checkpoint, episodes and metadata."""
+    key = _test_result_key(run_dir, episodes_path, metadata)
+    path = run_dir / TEST_RESULT
+    result = _saved_test_result(path, key)
+    if result is None:
+        result = evaluate_variant(cfg, run_dir, episodes, shot, metadata, progress)
+        atomic_write_json(path, {"key": key, "result": asdict(result)})
+    return result
+
+
 def compare(
     base: Config,
     variants: dict[str, Sequence[str]],
@@ -96,16 +137,17 @@ def compare(
     progress: bool = True,
 ) -> list[VariantResult]:
     """Train every variant (``name -> overrides``) under ``out_dir/runs/<name>`` and evaluate all of them
-    on the same ``eval_episodes`` test episodes (saved to ``out_dir/test_episodes.json``)."""
+    on the same ``eval_episodes`` test episodes (saved to ``out_dir/test_episodes_<way>way_<shot>shot.json``)."""
     way = base.eval.way or base.train.way
     shot = base.eval.shot or base.train.shot
-    episodes = fixed_test_episodes(base, out_dir / f"test_episodes_{way}way_{shot}shot.json", way, shot, eval_episodes, base.eval.seed)
+    episodes_path = out_dir / f"test_episodes_{way}way_{shot}shot.json"
+    episodes = fixed_test_episodes(base, episodes_path, way, shot, eval_episodes, base.eval.seed)
     results = []
     for name, overrides in variants.items():
         cfg = variant_config(base, name, overrides)
         run_dir = out_dir / "runs" / name
         train_variant(cfg, run_dir, progress)
-        results.append(evaluate_variant(cfg, run_dir, episodes, shot, metadata, progress))
+        results.append(tested_variant(cfg, run_dir, episodes_path, episodes, shot, metadata, progress))
     return results
 
 

@@ -1,0 +1,50 @@
+"""Saved test results of compared variants: reused only for the same checkpoint, episodes and metadata."""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from stsampler.engine.checkpoint import BEST, CHECKPOINT_DIR
+from stsampler.engine.compare import VariantResult, _saved_test_result, _test_result_key
+from stsampler.io import atomic_write_json
+
+
+def result() -> VariantResult:
+    return VariantResult("all", 51.0, 2.3, 43.1, 1.8, 8.7, "runs/all")
+
+
+def make_run(tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / CHECKPOINT_DIR).mkdir(parents=True)
+    (run_dir / CHECKPOINT_DIR / BEST).write_bytes(b"weights")
+    episodes = tmp_path / "episodes.json"
+    episodes.write_text("[1, 2, 3]")
+    return run_dir, episodes
+
+
+def test_a_saved_result_is_reused_for_the_same_inputs(tmp_path) -> None:
+    run_dir, episodes = make_run(tmp_path)
+    key = _test_result_key(run_dir, episodes, {"videos": {}})
+    atomic_write_json(run_dir / "saved.json", {"key": key, "result": asdict(result())})
+    assert _saved_test_result(run_dir / "saved.json", _test_result_key(run_dir, episodes, {"videos": {}})) == result()
+
+
+def test_a_saved_result_is_stale_when_any_input_changes(tmp_path) -> None:
+    run_dir, episodes = make_run(tmp_path)
+    key = _test_result_key(run_dir, episodes, {"videos": {}})
+    atomic_write_json(run_dir / "saved.json", {"key": key, "result": asdict(result())})
+    assert _saved_test_result(run_dir / "saved.json", _test_result_key(run_dir, episodes, None)) is None
+    episodes.write_text("[1, 2, 4]")
+    assert _saved_test_result(run_dir / "saved.json", _test_result_key(run_dir, episodes, {"videos": {}})) is None
+    episodes.write_text("[1, 2, 3]")
+    (run_dir / CHECKPOINT_DIR / BEST).write_bytes(b"retrained")
+    assert _saved_test_result(run_dir / "saved.json", _test_result_key(run_dir, episodes, {"videos": {}})) is None
+
+
+def test_a_missing_or_corrupt_saved_result_is_ignored(tmp_path) -> None:
+    run_dir, episodes = make_run(tmp_path)
+    key = _test_result_key(run_dir, episodes, None)
+    assert _saved_test_result(run_dir / "absent.json", key) is None
+    (run_dir / "broken.json").write_text('{"key": ')
+    assert _saved_test_result(run_dir / "broken.json", key) is None
+    (run_dir / "wrong.json").write_text('{"key": null, "result": {"name": "x"}}')
+    assert _saved_test_result(run_dir / "wrong.json", None) is None
