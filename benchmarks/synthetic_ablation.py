@@ -33,7 +33,7 @@ from _common import cpu_model, markdown_report, write_report
 
 from stsampler.demo import DemoConfig
 from stsampler.data.synthetic import generate_dataset, load_metadata
-from stsampler.engine.compare import VariantResult, compare, format_table, results_json
+from stsampler.engine.compare import VariantResult, compare, event_cells, format_table, results_json
 from stsampler.io import atomic_write_text
 
 ABLATION = {
@@ -72,6 +72,7 @@ def per_shot(
 
 
 def _mean(values: list[float | None]) -> float | None:
+    """Mean of ``values``, or None if any is None (a metric some runs do not measure)."""
     return None if any(v is None for v in values) else statistics.fmean(values)
 
 
@@ -93,11 +94,10 @@ def seed_summary(by_seed: list[list[VariantResult]], title: str) -> str:
         accuracies = [r.accuracy for r in rows]
         means[rows[0].name] = statistics.fmean(accuracies)
         if len(by_seed) > 1:
-            hit, mag = _mean([r.hit_rate for r in rows]), _mean([r.magnification for r in rows])
+            hit, mag = event_cells(_mean([r.hit_rate for r in rows]), _mean([r.magnification for r in rows]))
             lines.append(
                 f"| {rows[0].name} | {means[rows[0].name]:.1f} | {statistics.stdev(accuracies):.1f} | "
-                f"{', '.join(f'{a:.1f}' for a in accuracies)} | "
-                f"{'-' if hit is None else f'{hit:.1f}'} | {'-' if mag is None else f'{mag:.2f}x'} |"
+                f"{', '.join(f'{a:.1f}' for a in accuracies)} | {hit} | {mag} |"
             )
     if {"none", "all", "oracle"} <= means.keys():
         gap = (means["all"] - means["none"]) / (means["oracle"] - means["none"])

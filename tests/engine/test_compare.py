@@ -4,12 +4,16 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from stsampler.engine.checkpoint import BEST, CHECKPOINT_DIR
-from stsampler.engine.compare import VariantResult, _saved_test_result, _test_result_key
+from stsampler.engine.compare import VariantResult, _inputs_key, _result_key, _saved_test_result
 from stsampler.io import atomic_write_json
 
 
 def result() -> VariantResult:
     return VariantResult("all", 51.0, 2.3, 43.1, 1.8, 8.7, "runs/all")
+
+
+def key_of(run_dir, episodes, metadata):
+    return _result_key(run_dir, _inputs_key(episodes, metadata))
 
 
 def make_run(tmp_path):
@@ -23,26 +27,26 @@ def make_run(tmp_path):
 
 def test_a_saved_result_is_reused_for_the_same_inputs(tmp_path) -> None:
     run_dir, episodes = make_run(tmp_path)
-    key = _test_result_key(run_dir, episodes, {"videos": {}})
+    key = key_of(run_dir, episodes, {"videos": {}})
     atomic_write_json(run_dir / "saved.json", {"key": key, "result": asdict(result())})
-    assert _saved_test_result(run_dir / "saved.json", _test_result_key(run_dir, episodes, {"videos": {}})) == result()
+    assert _saved_test_result(run_dir / "saved.json", key_of(run_dir, episodes, {"videos": {}})) == result()
 
 
 def test_a_saved_result_is_stale_when_any_input_changes(tmp_path) -> None:
     run_dir, episodes = make_run(tmp_path)
-    key = _test_result_key(run_dir, episodes, {"videos": {}})
+    key = key_of(run_dir, episodes, {"videos": {}})
     atomic_write_json(run_dir / "saved.json", {"key": key, "result": asdict(result())})
-    assert _saved_test_result(run_dir / "saved.json", _test_result_key(run_dir, episodes, None)) is None
+    assert _saved_test_result(run_dir / "saved.json", key_of(run_dir, episodes, None)) is None
     episodes.write_text("[1, 2, 4]")
-    assert _saved_test_result(run_dir / "saved.json", _test_result_key(run_dir, episodes, {"videos": {}})) is None
+    assert _saved_test_result(run_dir / "saved.json", key_of(run_dir, episodes, {"videos": {}})) is None
     episodes.write_text("[1, 2, 3]")
     (run_dir / CHECKPOINT_DIR / BEST).write_bytes(b"retrained")
-    assert _saved_test_result(run_dir / "saved.json", _test_result_key(run_dir, episodes, {"videos": {}})) is None
+    assert _saved_test_result(run_dir / "saved.json", key_of(run_dir, episodes, {"videos": {}})) is None
 
 
 def test_a_missing_or_corrupt_saved_result_is_ignored(tmp_path) -> None:
     run_dir, episodes = make_run(tmp_path)
-    key = _test_result_key(run_dir, episodes, None)
+    key = key_of(run_dir, episodes, None)
     assert _saved_test_result(run_dir / "absent.json", key) is None
     (run_dir / "broken.json").write_text('{"key": ')
     assert _saved_test_result(run_dir / "broken.json", key) is None

@@ -26,7 +26,7 @@ import numpy as np
 
 from stsampler.data.video import VIDEO_EXTENSIONS, is_video
 from stsampler.errors import DatasetError
-from stsampler.io import atomic_write, atomic_write_text
+from stsampler.io import atomic_write, atomic_write_text, file_sha256
 
 __all__ = [
     "SPLIT_FILES",
@@ -232,7 +232,7 @@ def fetch_splits(
         target = dest / file_name
         expected = spec.sha256[file_name]
         if target.is_file() and not overwrite:
-            found = _sha256(target.read_bytes())
+            found = file_sha256(target)
             if found != expected:
                 raise DatasetError(
                     f"{target} exists but its sha256 is {found}, expected {expected} for "

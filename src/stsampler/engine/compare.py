@@ -95,14 +95,15 @@ def evaluate_variant(
     )
 
 
-def _test_result_key(run_dir: Path, episodes_path: Path, metadata: dict | None) -> dict[str, str | None]:
-    """What a saved test result depends on: the checkpoint, the episode list and the event metadata."""
+def _inputs_key(episodes_path: Path, metadata: dict | None) -> dict[str, str | None]:
+    """What every saved test result of one comparison depends on: the episode list and the event metadata."""
     events = None if metadata is None else hashlib.sha256(json.dumps(metadata, sort_keys=True).encode()).hexdigest()
-    return {
-        "checkpoint_sha256": file_sha256(resolve_checkpoint(run_dir)),
-        "episodes_sha256": file_sha256(episodes_path),
-        "metadata_sha256": events,
-    }
+    return {"episodes_sha256": file_sha256(episodes_path), "metadata_sha256": events}
+
+
+def _result_key(run_dir: Path, inputs: dict[str, str | None]) -> dict[str, str | None]:
+    """What a run's saved test result depends on: its checkpoint, plus the comparison's ``inputs``."""
+    return {"checkpoint_sha256": file_sha256(resolve_checkpoint(run_dir)), **inputs}
 
 
 def _saved_test_result(path: Path, key: dict) -> VariantResult | None:
@@ -115,11 +116,12 @@ def _saved_test_result(path: Path, key: dict) -> VariantResult | None:
 
 
 def tested_variant(
-    cfg: Config, run_dir: Path, episodes_path: Path, episodes, shot: int, metadata: dict | None, progress: bool = True
+    cfg: Config, run_dir: Path, episodes, inputs: dict[str, str | None], shot: int, metadata: dict | None,
+    progress: bool = True,
 ) -> VariantResult:
-    """:func:`evaluate_variant` on the episodes saved at ``episodes_path``, or the result saved in
-    ``run_dir`` by an earlier call on the same checkpoint, episodes and metadata."""
-    key = _test_result_key(run_dir, episodes_path, metadata)
+    """:func:`evaluate_variant`, or the result saved in ``run_dir`` by an earlier call on the same
+    checkpoint and the same ``inputs`` (:func:`_inputs_key` of the episode list and metadata)."""
+    key = _result_key(run_dir, inputs)
     path = run_dir / TEST_RESULT
     result = _saved_test_result(path, key)
     if result is None:
@@ -142,13 +144,19 @@ def compare(
     shot = base.eval.shot or base.train.shot
     episodes_path = out_dir / f"test_episodes_{way}way_{shot}shot.json"
     episodes = fixed_test_episodes(base, episodes_path, way, shot, eval_episodes, base.eval.seed)
+    inputs = _inputs_key(episodes_path, metadata)
     results = []
     for name, overrides in variants.items():
         cfg = variant_config(base, name, overrides)
         run_dir = out_dir / "runs" / name
         train_variant(cfg, run_dir, progress)
-        results.append(tested_variant(cfg, run_dir, episodes_path, episodes, shot, metadata, progress))
+        results.append(tested_variant(cfg, run_dir, episodes, inputs, shot, metadata, progress))
     return results
+
+
+def event_cells(hit_rate: float | None, magnification: float | None) -> tuple[str, str]:
+    """The hit-rate and magnification cells of a results table ("-" where not measured)."""
+    return ("-" if hit_rate is None else f"{hit_rate:.1f}", "-" if magnification is None else f"{magnification:.2f}x")
 
 
 def format_table(results: Sequence[VariantResult], title: str = "") -> str:
@@ -159,8 +167,7 @@ def format_table(results: Sequence[VariantResult], title: str = "") -> str:
         "|---|---|---|---|---|",
     ]
     for r in results:
-        hit = "-" if r.hit_rate is None else f"{r.hit_rate:.1f}"
-        mag = "-" if r.magnification is None else f"{r.magnification:.2f}x"
+        hit, mag = event_cells(r.hit_rate, r.magnification)
         lines.append(f"| {r.name} | {r.accuracy:.1f} | +-{r.ci95:.1f} | {hit} | {mag} |")
     return "\n".join(lines) + "\n"
 
