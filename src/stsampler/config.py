@@ -67,7 +67,8 @@ class SamplerConfig:
     selector is bypassed for one random frame per segment (for recognisers trained from scratch; see
     :class:`stsampler.samplers.learned.STSampler`). ``task_residual`` makes the task-adaptive
     learner generate a bounded gate on shared weights (False is the paper's form; see
-    :mod:`stsampler.samplers.task_learner` for why the default is True).
+    :mod:`stsampler.samplers.task_learner` for why the default is True). ``task_sample_latent``
+    samples the task latent in training (the paper); False uses its mean in training too.
     """
 
     kind: Literal["uniform", "random", "motion", "learned", "oracle"] = "learned"
@@ -90,6 +91,7 @@ class SamplerConfig:
     control_variate: bool = True
     pe_scale: float = 0.1
     task_residual: bool = True
+    task_sample_latent: bool = True
     selector_warmup: int = 0
 
 

@@ -55,6 +55,14 @@ def test_sample_in_eval_flag() -> None:
     assert not torch.allclose(a.w2, c.w2)
 
 
+def test_sample_in_train_off_uses_mu_in_training() -> None:
+    learner = make(sample_in_train=False).train()
+    a = learner(support(), generator=torch.Generator().manual_seed(7))
+    c = learner(support(), generator=torch.Generator().manual_seed(8))
+    torch.testing.assert_close(a.w2, c.w2)
+    torch.testing.assert_close(a.w2, F.normalize(learner.gen_ts(a.mu), dim=-1))
+
+
 def test_context_is_the_support_mean() -> None:
     learner = make().eval()
     rows = support(4)

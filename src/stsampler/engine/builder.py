@@ -48,6 +48,7 @@ def build_sampler(cfg: SamplerConfig, seed: int = 0) -> FrameSampler:
         control_variate=cfg.control_variate,
         pe_scale=cfg.pe_scale,
         task_residual=cfg.task_residual,
+        task_sample_latent=cfg.task_sample_latent,
     )
 
 

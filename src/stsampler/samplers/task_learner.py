@@ -54,8 +54,8 @@ class TaskAdaptiveLearner(nn.Module):
     """Support features -> task latent f_t -> (w2, w_s).
 
     Encoder: ``in_dim -> hidden -> ReLU -> 2 * latent`` giving mu and log variance. In training
-    ``f_t = mu + exp(logvar / 2) * eps`` with ``eps ~ N(0, I)``; in evaluation ``f_t = mu`` unless
-    ``sample_in_eval``. Generators: linear ``latent -> ts_dim`` and ``latent -> sa_dim``; their
+    ``f_t = mu + exp(logvar / 2) * eps`` with ``eps ~ N(0, I)`` (unless not ``sample_in_train``); in
+    evaluation ``f_t = mu`` unless ``sample_in_eval``. Generators: linear ``latent -> ts_dim`` and ``latent -> sa_dim``; their
     output (used as a gate ``1 + tanh(.)`` on the shared weights when ``residual``) is divided by
     its L2 norm.
 
@@ -65,6 +65,7 @@ class TaskAdaptiveLearner(nn.Module):
         latent: task latent size.
         ts_dim: size of w2 (the evaluator's hidden width), or None to generate no w2.
         sa_dim: size of w_s (saliency channels C), or None to generate no w_s.
+        sample_in_train: sample f_t in training (the paper); False uses mu there too.
         sample_in_eval: also sample f_t in evaluation.
         residual: gate the shared weights passed to :meth:`forward`, from zero-initialised
             generators (see the module docstring); False is the paper's form.
@@ -77,6 +78,7 @@ class TaskAdaptiveLearner(nn.Module):
         latent: int = 128,
         ts_dim: int | None = 512,
         sa_dim: int | None = None,
+        sample_in_train: bool = True,
         sample_in_eval: bool = False,
         residual: bool = True,
     ) -> None:
@@ -86,6 +88,7 @@ class TaskAdaptiveLearner(nn.Module):
         )
         self.gen_ts = nn.Linear(latent, ts_dim) if ts_dim else None
         self.gen_sa = nn.Linear(latent, sa_dim) if sa_dim else None
+        self.sample_in_train = sample_in_train
         self.sample_in_eval = sample_in_eval
         self.residual = residual
         if residual:
@@ -120,7 +123,7 @@ class TaskAdaptiveLearner(nn.Module):
         context = support_features.mean(dim=0)
         mu, logvar = self.encoder(context).chunk(2, dim=-1)
         latent = mu
-        if self.training or self.sample_in_eval:
+        if self.sample_in_train if self.training else self.sample_in_eval:
             draw_device = generator.device if generator is not None else mu.device
             eps = torch.randn(mu.shape, generator=generator, device=draw_device, dtype=mu.dtype).to(mu.device)
             latent = mu + (0.5 * logvar).exp() * eps
