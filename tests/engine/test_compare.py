@@ -1,10 +1,18 @@
-"""Saved test results of compared variants: reused only for the same checkpoint, episodes and metadata."""
+"""Compared variants: saved test results reused only for the same checkpoint, episodes and metadata;
+run folders of another configuration refused."""
 from __future__ import annotations
 
 from dataclasses import asdict
 
+import pytest
+
+from stsampler.config import save_config
+from stsampler.demo import DemoConfig
 from stsampler.engine.checkpoint import BEST, CHECKPOINT_DIR
-from stsampler.engine.compare import VariantResult, _inputs_key, _result_key, _saved_test_result
+from stsampler.engine.compare import (
+    VariantResult, _inputs_key, _result_key, _saved_test_result, train_variant, variant_config,
+)
+from stsampler.errors import ConfigError
 from stsampler.io import atomic_write_json
 
 
@@ -52,3 +60,14 @@ def test_a_missing_or_corrupt_saved_result_is_ignored(tmp_path) -> None:
     assert _saved_test_result(run_dir / "broken.json", key) is None
     (run_dir / "wrong.json").write_text('{"key": null, "result": {"name": "x"}}')
     assert _saved_test_result(run_dir / "wrong.json", None) is None
+
+
+def test_a_run_folder_of_another_configuration_is_refused(tmp_path) -> None:
+    base = DemoConfig.quick().base_config(tmp_path / "data", workers=0)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    save_config(variant_config(base, "TS", ["sampler.num_frames=3"]), run_dir / "config.yaml")
+    (run_dir / "results.json").write_text("{}")
+    train_variant(variant_config(base, "TS", ["sampler.num_frames=3", "data.workers=2"]), run_dir)  # skipped
+    with pytest.raises(ConfigError, match=r"sampler\.num_frames: 3 -> 2.*delete that folder"):
+        train_variant(variant_config(base, "TS", ["sampler.num_frames=2"]), run_dir)

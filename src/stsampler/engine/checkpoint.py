@@ -39,6 +39,8 @@ _NOT_ARCHITECTURE = {
 }
 # The only sampler keys that matter when neither config uses the learned sampler (the others have no weights).
 _FIXED_SAMPLER_KEYS = {"kind", "num_frames"}
+# Keys that cannot change what a run learns or measures: loading processes, evaluation cache, device, logging.
+_NOT_RECIPE = {"data.workers", "data.eval_cache_mb", "train.device", "train.log_every"}
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
@@ -105,6 +107,17 @@ def architecture_diff(saved: dict, requested: dict) -> list[str]:
             if old.get(key) != new.get(key):
                 diffs.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
     return diffs
+
+
+def recipe_diff(saved: dict, requested: dict) -> list[str]:
+    """The keys whose values differ between two whole configs (plain dicts, :func:`config_to_dict`),
+    except those that cannot change a run's result: ``"key: saved -> requested"``, sorted."""
+    old, new = _flatten(saved), _flatten(requested)
+    return [
+        f"{key}: {old.get(key)!r} -> {new.get(key)!r}"
+        for key in sorted(old.keys() | new.keys())
+        if key not in _NOT_RECIPE and old.get(key) != new.get(key)
+    ]
 
 
 def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:

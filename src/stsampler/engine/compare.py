@@ -2,7 +2,8 @@
 
 Used by ``stsampler demo`` and ``benchmarks/synthetic_ablation.py``. Every variant is a set of
 ``key=value`` overrides of one base configuration, trained into its own run folder (resumed when a
-checkpoint is there, skipped when finished) and evaluated on one fixed, saved list of test episodes.
+checkpoint is there, skipped when finished; a folder holding another configuration's run is an
+error) and evaluated on one fixed, saved list of test episodes.
 A variant's test result is saved in its run folder (``test_result.json``) with the SHA-256 of its
 checkpoint, of the episode list and of the event metadata, and reused while all three are unchanged,
 so adding a row or a training seed to a comparison evaluates only the new runs. Delete the file to
@@ -18,14 +19,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-from stsampler.config import Config, apply_overrides, config_from_dict, config_to_dict
+from stsampler.config import Config, apply_overrides, config_from_dict, config_to_dict, load_config
 from stsampler.data.events import EventScorer
 from stsampler.data.episodes import load_episodes, save_episodes
 from stsampler.engine import distributed
 from stsampler.engine.builder import build_dataset
-from stsampler.engine.checkpoint import CHECKPOINT_DIR, LAST, load_model, resolve_checkpoint
+from stsampler.engine.checkpoint import CHECKPOINT_DIR, LAST, load_model, recipe_diff, resolve_checkpoint
 from stsampler.engine.evaluate import evaluate, make_episodes, resolve_amp
 from stsampler.engine.train import train
+from stsampler.errors import ConfigError
 from stsampler.io import atomic_write_json, file_sha256
 
 TEST_RESULT = "test_result.json"
@@ -51,7 +53,20 @@ def variant_config(base: Config, name: str, overrides: Sequence[str]) -> Config:
 
 
 def train_variant(cfg: Config, run_dir: Path, progress: bool = True) -> None:
-    """Train ``cfg`` into ``run_dir``: resume an interrupted run, skip a finished one."""
+    """Train ``cfg`` into ``run_dir``: resume an interrupted run, skip a finished one.
+
+    Raises:
+        ConfigError: ``run_dir`` holds a run of another configuration (a changed default or
+            override), whose results would otherwise be reported as this one's.
+    """
+    saved = run_dir / "config.yaml"
+    if saved.is_file():
+        diffs = recipe_diff(config_to_dict(load_config(saved)), config_to_dict(cfg))
+        if diffs:
+            raise ConfigError(
+                f"{run_dir} holds a run of another configuration ({'; '.join(diffs)}): delete that folder "
+                "to train this one, or choose another output folder"
+            )
     if (run_dir / "results.json").is_file():
         return
     train(cfg, run_dir, resume=(run_dir / CHECKPOINT_DIR / LAST).is_file(), progress=progress)
