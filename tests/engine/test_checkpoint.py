@@ -98,3 +98,17 @@ def test_rng_capture_restores_every_generator(tiny_config, tmp_path: Path) -> No
              torch.rand(2, generator=model.sampler.generator))
     assert torch.equal(first[0], again[0]) and np.array_equal(first[1], again[1])
     assert first[2] == again[2] and torch.equal(first[3], again[3])
+
+
+def test_a_checkpoint_from_before_a_new_config_key_loads_with_its_default(tiny_config, tmp_path: Path) -> None:
+    """Checkpoints written before a key existed lack it; the key takes its default, not None."""
+    cfg = tiny_config(sampler={"kind": "learned", "scanner_pretrained": False, "num_samples": 8})
+    path = tmp_path / "old.pt"
+    model = _save_model(cfg, path)
+    state = load_checkpoint(path)
+    del state["config"]["sampler"]["pe_scale"], state["config"]["sampler"]["task_sample_latent"]
+    save_checkpoint(path, state)
+    loaded, loaded_cfg = load_model(path)
+    assert config_to_dict(loaded_cfg) == config_to_dict(cfg)
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
+    load_model(path, config=cfg)

@@ -35,7 +35,7 @@ LAST = "last.pt"
 _NOT_ARCHITECTURE = {
     "model": {"pretrained", "weights_path", "aux_weight"},
     "sampler": {"scanner_pretrained", "num_samples", "sigma0", "sigma_decay", "sigma_every", "sigma_min",
-                "noise", "control_variate", "selector_warmup"},
+                "noise", "control_variate", "selector_warmup", "task_sample_latent"},
 }
 # The only sampler keys that matter when neither config uses the learned sampler (the others have no weights).
 _FIXED_SAMPLER_KEYS = {"kind", "num_frames"}
@@ -139,7 +139,7 @@ def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: s
 
 
 def checkpoint_config(state: dict, source: str) -> Config:
-    """The :class:`Config` stored in a checkpoint."""
+    """The :class:`Config` stored in a checkpoint; keys added since it was written take their defaults."""
     try:
         return config_from_dict(state["config"], source=f"config stored in {source}")
     except ConfigError as exc:
@@ -166,8 +166,9 @@ def load_model(
     """
     path = resolve_checkpoint(path_or_run_dir)
     state = load_checkpoint(path)
-    cfg = config if config is not None else checkpoint_config(state, str(path))
-    diffs = architecture_diff(state["config"], config_to_dict(cfg))
+    stored = checkpoint_config(state, str(path))
+    cfg = config if config is not None else stored
+    diffs = architecture_diff(config_to_dict(stored), config_to_dict(cfg))
     if diffs:
         raise CheckpointError(
             f"checkpoint {path} was trained with another architecture than the one requested: "

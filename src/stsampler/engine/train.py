@@ -35,6 +35,7 @@ from stsampler.engine.checkpoint import (
     CHECKPOINT_DIR,
     LAST,
     architecture_diff,
+    checkpoint_config,
     capture_rng,
     load_checkpoint,
     module_generators,
@@ -235,7 +236,7 @@ class _Trainer:
                 )
             return None
         state = load_checkpoint(last)
-        diffs = architecture_diff(state["config"], config_to_dict(self.cfg))
+        diffs = architecture_diff(config_to_dict(checkpoint_config(state, str(last))), config_to_dict(self.cfg))
         if diffs:
             raise CheckpointError(f"cannot resume {last}: its architecture differs: " + "; ".join(diffs))
         return state
