@@ -32,6 +32,8 @@ import torch
 from _common import cpu_model, markdown_report, write_report
 
 from stsampler.demo import DemoConfig
+from stsampler.data.events import best_hit_rate
+from stsampler.data.splits import load_split
 from stsampler.data.synthetic import generate_dataset, load_metadata
 from stsampler.engine.compare import VariantResult, compare, event_cells, format_table, results_json
 from stsampler.io import atomic_write_text
@@ -129,6 +131,8 @@ def main() -> None:
     if not (data_dir / "metadata.json").is_file():
         generate_dataset(data_dir, demo.synth(), workers=os.cpu_count() or 1)
     metadata = load_metadata(data_dir)
+    test_videos = load_split(data_dir / "splits", "test", data_dir / "videos").items
+    ceiling = best_hit_rate(test_videos, metadata, demo.dense_frames, demo.selected_frames)
     variants = {row: ABLATION[row] for row in args.rows}
     sections = []
     start = time.perf_counter()
@@ -154,7 +158,10 @@ def main() -> None:
     body = (
         f"Wall time: {elapsed / 60:.1f} min. Data: the demo's synthetic actions ({demo.classes} classes, "
         f"{demo.videos_per_class} videos each, {demo.video_frames} frames at {demo.size} px; M={demo.dense_frames}, "
-        f"T={demo.selected_frames}); small CNN from scratch, ProtoNet.\n\n" + "\n".join(sections)
+        f"T={demo.selected_frames}); small CNN from scratch, ProtoNet. The best choice of T of the M scanned "
+        f"frames has {ceiling:.1f}% of its picks inside the event (each test video once): the temporal hit "
+        f"rate a learned selector can reach; the oracle takes its frames from the event itself.\n\n"
+        + "\n".join(sections)
     )
     write_report(args.results, markdown_report("Synthetic ablation", f"Machine: {machine()}", body))
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from stsampler.data.dataset import VideoDataset
-from stsampler.data.events import EventScorer, OracleDataset
+from stsampler.data.events import EventScorer, OracleDataset, best_hit_rate
 from stsampler.data.splits import load_split
 from stsampler.data.synthetic import SynthConfig, generate_dataset, load_metadata
 from stsampler.data.transforms import ClipTransform
@@ -89,3 +89,16 @@ def test_oracle_serves_event_frames_cropped_to_the_box(synth):
         f = frames.float()
         return float((f.amax(dim=1) - f.amin(dim=1)).mean())
     assert colourfulness(item["frames"]) > colourfulness(plain[0]["frames"])
+
+
+def test_best_hit_rate_counts_at_most_t_scanned_event_frames_per_video() -> None:
+    items = [SimpleNamespace(key=f"c/v{i}") for i in range(2)]
+    boxes = [[0, 0, 1, 1]] * 4
+    metadata = {"videos": {
+        "c/v0": {"event_start": 0, "event_end": 4, "num_frames": 16, "height": 8, "width": 8, "boxes": boxes},
+        "c/v1": {"event_start": 8, "event_end": 12, "num_frames": 16, "height": 8, "width": 8, "boxes": boxes},
+    }}
+    # 8 scanned frames of 16 are 1, 3, ..., 15: two inside each event, so 2 of T = 4 picks at best.
+    assert best_hit_rate(items, metadata, num_dense=8, num_selected=4) == 50.0
+    assert best_hit_rate(items, metadata, num_dense=16, num_selected=4) == 100.0
+    assert best_hit_rate(items, metadata, num_dense=4, num_selected=4) == 25.0

@@ -6,6 +6,7 @@ of its class event and the event's box in each of those frames. This module uses
 * :class:`EventScorer` measures what a sampler did during evaluation: the *temporal hit rate*
   (fraction of the selected frames that fall inside the event span) and the *magnification* of
   the event box (how many times more output pixels the box gets than in the unwarped frame).
+* :func:`best_hit_rate` is the ceiling of that hit rate for a sampler choosing among M scanned frames.
 * :class:`OracleDataset` serves the upper bound of any sampler: T frames spread over the event
   span, each cropped to its event box.
 """
@@ -38,6 +39,17 @@ def _event_table(items: Sequence[VideoItem], metadata: dict) -> tuple[torch.Tens
     boxes = [torch.tensor(videos[i.key]["boxes"], dtype=torch.float32).reshape(-1, 4) for i in items]
     sizes = torch.tensor([[videos[i.key]["height"], videos[i.key]["width"]] for i in items])
     return spans, boxes, sizes
+
+
+def best_hit_rate(items: Sequence[VideoItem], metadata: dict, num_dense: int, num_selected: int) -> float:
+    """The highest temporal hit rate any sampler of ``num_selected`` of the ``num_dense`` scanned
+    frames (test-time segment centres) can reach on ``items``, each video counted once, in percent:
+    a video whose event holds n scanned frames contributes ``min(n, num_selected)`` hits."""
+    spans, _, _ = _event_table(items, metadata)
+    lengths = [metadata["videos"][item.key]["num_frames"] for item in items]
+    scanned = torch.stack([segment_indices(n, num_dense) for n in lengths])
+    inside = ((scanned >= spans[:, :1]) & (scanned < spans[:, 1:])).sum(dim=1)
+    return 100.0 * float(inside.clamp_max(num_selected).sum()) / (num_selected * len(items))
 
 
 class EventScorer:
