@@ -256,10 +256,9 @@ class STSampler(FrameSampler):
         With a one-hot indicator these are the T selected frames, gathered. A soft indicator (the
         mean of the perturbed top-k's one-hot samples) gives weight to few of the M frames once the
         scores separate; the frames it gives no weight add nothing to Y S, so their saliency is left
-        at zero. The frames of the unperturbed top-k (``indices``) are always included: the top-k's
-        backward reads the indicator's gradient at the frames its samples picked and, with the
-        control variate, at those. The values and the gradients that reach the scores, the maps and
-        w_s are then those of Y S with the saliency of all M frames, at a fraction of the cost.
+        at zero. The values, and the gradients that reach the scores (the top-k's backward reads the
+        indicator's gradient only at the frames its samples picked), the maps and w_s, are those of
+        Y S with the saliency of all M frames, at a fraction of the cost.
         """
         b, t, m = indicator.shape
         if not soft:
@@ -267,9 +266,7 @@ class STSampler(FrameSampler):
                 select_rows(x.view(b, m, *x.shape[1:]), indicator, indices, soft).flatten(0, 1) for x in maps
             ]
             return self.amplifier.saliency(chosen, w_s).view(b, t, *chosen[0].shape[-2:])
-        drawn = (indicator.detach() > 0).any(dim=1)
-        drawn[torch.arange(b, device=drawn.device)[:, None], indices] = True  # read by the control variate
-        used = drawn.flatten().nonzero().squeeze(1)
+        used = (indicator.detach() > 0).any(dim=1).flatten().nonzero().squeeze(1)
         drawn_on = self.amplifier.saliency([x[used] for x in maps], w_s)
         dense = drawn_on.new_zeros(b * m, *drawn_on.shape[1:]).index_copy(0, used, drawn_on)
         return select_rows(dense.view(b, m, *dense.shape[1:]), indicator, indices, soft)
