@@ -252,35 +252,3 @@ def test_random_init_scanner_learns_batch_norm_statistics_and_keeps_features_ali
         dead, _, _ = frozen.scan(clips())
     # Frozen initial statistics normalise nothing and a random ShuffleNet's features collapse.
     assert live.std(dim=1).mean() > 1e3 * dead.std(dim=1).mean()
-
-
-@pytest.mark.parametrize("sigma", [0.05, 1.0])
-def test_training_saliency_equals_the_soft_selection_of_every_frames_saliency(sigma: float) -> None:
-    """In training only the frames the soft indicator draws on get a saliency map. The selected
-    saliency and the gradients that reach the frame features (through the perturbed top-k), the maps
-    and w_s must equal those of Y S with S computed for all M frames: the top-k's backward reads the
-    indicator's gradient only at the frames its samples picked."""
-    sampler = make().train()
-    sampler.sigma = sigma
-    x = clips(seed=3)
-    with torch.no_grad():
-        features, g, maps = sampler.scan(x)
-        w2, w_s = sampler.task_params(g[SUPPORT])[:2]
-    target = torch.randn(B, T, 16, 16, generator=torch.Generator().manual_seed(9))
-
-    def value_and_grads(every_frame: bool) -> list[torch.Tensor]:
-        leaves = [features.clone().requires_grad_(), w_s.clone().requires_grad_()]
-        leaves += [m.clone().requires_grad_() for m in maps]
-        frame_features, weights, *frame_maps = leaves
-        selection = sampler.selector(frame_features, g, w2=w2, generator=torch.Generator().manual_seed(6))
-        if every_frame:
-            dense = sampler.amplifier.saliency(frame_maps, weights).view(B, M, 16, 16)
-            saliency = torch.einsum("btm,bmhw->bthw", selection.indicator, dense)
-        else:
-            saliency = sampler._selected_saliency(frame_maps, weights, selection.indicator, selection.indices, True)
-        (saliency * target).sum().backward()
-        assert (selection.indicator > 0).any(dim=1).sum() < B * M or sigma == 1.0  # frames left out
-        return [saliency.detach(), *(leaf.grad for leaf in leaves)]
-
-    for fast, reference in zip(value_and_grads(False), value_and_grads(True), strict=True):
-        torch.testing.assert_close(fast, reference)

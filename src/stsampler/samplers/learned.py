@@ -77,7 +77,6 @@ class STSampler(FrameSampler):
         task_residual: the task learner generates a bounded gate on the shared w2 / w_s, starting
             at 1 (default); False generates the weights outright, the paper's form, and the shared
             weights are then unused and frozen (see :mod:`stsampler.samplers.task_learner`).
-        task_sample_latent: sample the task latent in training (the paper); False uses its mean.
         saliency: ``"paper"`` (attention weighted by w_s) or ``"code"`` (parameter-free).
         scanner_arch, pretrained, scan_size: the scanner (see :class:`Scanner`).
         scanner_freeze_bn: keep the scanner's batch norm on its running statistics in training.
@@ -120,7 +119,6 @@ class STSampler(FrameSampler):
         hidden: int = 512,
         pe_scale: float = 0.1,
         task_residual: bool = True,
-        task_sample_latent: bool = True,
     ) -> None:
         super().__init__()
         self.num_frames = num_frames
@@ -146,7 +144,6 @@ class STSampler(FrameSampler):
                 ts_dim=hidden if temporal else None,
                 sa_dim=sum(self.scanner.map_channels) if adapts_saliency else None,
                 residual=task_residual,
-                sample_in_train=task_sample_latent,
             )
             if task_adaptive
             else None
@@ -252,24 +249,17 @@ class STSampler(FrameSampler):
     ) -> torch.Tensor:
         """S' = Y S ``[B, T, h, w]`` from the stage maps of the B * M dense frames.
 
-        Saliency (a C x C channel attention per frame) is computed only for the frames Y draws on.
-        With a one-hot indicator these are the T selected frames, gathered. A soft indicator (the
-        mean of the perturbed top-k's one-hot samples) gives weight to few of the M frames once the
-        scores separate; the frames it gives no weight add nothing to Y S, so their saliency is left
-        at zero. The values, and the gradients that reach the scores (the top-k's backward reads the
-        indicator's gradient only at the frames its samples picked), the maps and w_s, are those of
-        Y S with the saliency of all M frames, at a fraction of the cost.
+        With a one-hot indicator only the T selected frames' maps are turned into saliency (the same
+        result as selecting the saliency of all M, at T / M of the attention cost).
         """
         b, t, m = indicator.shape
-        if not soft:
-            chosen = [
-                select_rows(x.view(b, m, *x.shape[1:]), indicator, indices, soft).flatten(0, 1) for x in maps
-            ]
-            return self.amplifier.saliency(chosen, w_s).view(b, t, *chosen[0].shape[-2:])
-        used = (indicator.detach() > 0).any(dim=1).flatten().nonzero().squeeze(1)
-        drawn_on = self.amplifier.saliency([x[used] for x in maps], w_s)
-        dense = drawn_on.new_zeros(b * m, *drawn_on.shape[1:]).index_copy(0, used, drawn_on)
-        return select_rows(dense.view(b, m, *dense.shape[1:]), indicator, indices, soft)
+        if soft:
+            dense = self.amplifier.saliency(maps, w_s)
+            return select_rows(dense.view(b, m, *dense.shape[1:]), indicator, indices, soft)
+        chosen = [
+            select_rows(x.view(b, m, *x.shape[1:]), indicator, indices, soft).flatten(0, 1) for x in maps
+        ]
+        return self.amplifier.saliency(chosen, w_s).view(b, t, *chosen[0].shape[-2:])
 
     def select(self, clips: torch.Tensor, plan: SamplePlan) -> torch.Tensor:
         """The selected frames Y X ``[B, T, 3, H, W]`` of ``clips [B, M, 3, H, W]``.
