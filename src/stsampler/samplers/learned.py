@@ -77,6 +77,7 @@ class STSampler(FrameSampler):
         task_residual: the task learner generates a bounded gate on the shared w2 / w_s, starting
             at 1 (default); False generates the weights outright, the paper's form, and the shared
             weights are then unused and frozen (see :mod:`stsampler.samplers.task_learner`).
+        task_sample_latent: sample the task latent in training (the paper); False uses its mean.
         saliency: ``"paper"`` (attention weighted by w_s) or ``"code"`` (parameter-free).
         scanner_arch, pretrained, scan_size: the scanner (see :class:`Scanner`).
         scanner_freeze_bn: keep the scanner's batch norm on its running statistics in training.
@@ -119,6 +120,7 @@ class STSampler(FrameSampler):
         hidden: int = 512,
         pe_scale: float = 0.1,
         task_residual: bool = True,
+        task_sample_latent: bool = True,
     ) -> None:
         super().__init__()
         self.num_frames = num_frames
@@ -144,6 +146,7 @@ class STSampler(FrameSampler):
                 ts_dim=hidden if temporal else None,
                 sa_dim=sum(self.scanner.map_channels) if adapts_saliency else None,
                 residual=task_residual,
+                sample_in_train=task_sample_latent,
             )
             if task_adaptive
             else None
