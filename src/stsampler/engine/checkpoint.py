@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -98,26 +99,31 @@ def architecture_diff(saved: dict, requested: dict) -> list[str]:
     learned = "learned" in (saved.get("sampler", {}).get("kind"), requested.get("sampler", {}).get("kind"))
     diffs = []
     for section, ignored in _NOT_ARCHITECTURE.items():
-        old = _flatten(saved.get(section, {}), section)
-        new = _flatten(requested.get(section, {}), section)
-        for key in sorted(old.keys() | new.keys()):
+
+        def matters(key: str) -> bool:
             name = key.split(".", 1)[1].split(".")[0]
-            if name in ignored or (section == "sampler" and not learned and name not in _FIXED_SAMPLER_KEYS):
-                continue
-            if old.get(key) != new.get(key):
-                diffs.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
+            fixed_sampler = section == "sampler" and not learned
+            return name not in ignored and not (fixed_sampler and name not in _FIXED_SAMPLER_KEYS)
+
+        diffs += _differences(
+            _flatten(saved.get(section, {}), section), _flatten(requested.get(section, {}), section), matters
+        )
     return diffs
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], matters: Callable[[str], bool]) -> list[str]:
+    """``"key: old -> new"`` for each flattened key that ``matters`` and differs, sorted by key."""
+    return [
+        f"{key}: {old.get(key)!r} -> {new.get(key)!r}"
+        for key in sorted(old.keys() | new.keys())
+        if matters(key) and old.get(key) != new.get(key)
+    ]
 
 
 def recipe_diff(saved: dict, requested: dict) -> list[str]:
     """The keys whose values differ between two whole configs (plain dicts, :func:`config_to_dict`),
     except those that cannot change a run's result: ``"key: saved -> requested"``, sorted."""
-    old, new = _flatten(saved), _flatten(requested)
-    return [
-        f"{key}: {old.get(key)!r} -> {new.get(key)!r}"
-        for key in sorted(old.keys() | new.keys())
-        if key not in _NOT_RECIPE and old.get(key) != new.get(key)
-    ]
+    return _differences(_flatten(saved), _flatten(requested), lambda key: key not in _NOT_RECIPE)
 
 
 def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
