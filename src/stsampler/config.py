@@ -58,8 +58,10 @@ class SamplerConfig:
     """The frame sampler: a baseline or the learned spatial-temporal sampler (method.md 2-5).
 
     ``num_frames`` is T, the frames handed to the recogniser. The sigma schedule of the perturbed
-    top-k is ``max(sigma_min, sigma0 * sigma_decay ** (episodes // sigma_every))``. ``oracle`` is
-    the upper bound on synthetic actions: the event's frames cropped to its box (``data.metadata``).
+    top-k is ``max(sigma_min, sigma0 * sigma_decay ** (episodes // sigma_every))``; the defaults are
+    the paper's, the synthetic recipes start at 0.25 (see :meth:`stsampler.demo.DemoConfig.base_config`
+    for why). ``oracle`` is the upper bound on synthetic actions: the event's frames cropped to its
+    box (``data.metadata``).
     ``scanner_freeze_bn`` None freezes the scanner's batch norm exactly when it is pretrained.
     ``pe_scale`` scales the evaluator's position encoding (1.0 is the paper's formula; see
     :class:`stsampler.samplers.selector.TemporalSelector` for why the default is 0.1).
@@ -69,6 +71,8 @@ class SamplerConfig:
     learner generate a bounded gate on shared weights (False is the paper's form; see
     :mod:`stsampler.samplers.task_learner` for why the default is True). ``task_sample_latent``
     samples the task latent in training (the paper); False uses its mean in training too.
+    ``soft_saliency`` selects the training-time saliency with the soft indicator (Y S, the paper);
+    False takes the saliency of the hard top-T frames (see :class:`stsampler.samplers.learned.STSampler`).
     """
 
     kind: Literal["uniform", "random", "motion", "learned", "oracle"] = "learned"
@@ -92,6 +96,7 @@ class SamplerConfig:
     pe_scale: float = 0.1
     task_residual: bool = True
     task_sample_latent: bool = True
+    soft_saliency: bool = True
     selector_warmup: int = 0
 
 

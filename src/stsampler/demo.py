@@ -65,7 +65,15 @@ class DemoConfig:
         )
 
     def base_config(self, data_dir: Path, workers: int) -> Config:
-        """The shared recipe: small CNN from scratch (max-pooled), ProtoNet, AdamW, validation on val classes."""
+        """The shared recipe: small CNN from scratch (max-pooled), ProtoNet, AdamW, validation on val classes.
+
+        The perturbed top-k starts at sigma 0.25, five times the paper's 0.05. Scores are min-max
+        normalised per video, so with 0.05 the noise reaches only the frames next to the top-T
+        threshold: a selector whose first picks miss the event never sees the event frames compete.
+        In the ablation (M=32, temporal selector alone, training seeds 0 and 1) sigma 0.05 gave 61.5%
+        and 19.7% accuracy, the second with 5% of its picks inside the event; 0.25 gave 63.5% and
+        64.1%, with 84% and 82% of the picks inside the event.
+        """
         return config_from_dict(
             {
                 "name": "demo",
@@ -82,6 +90,7 @@ class DemoConfig:
                     "num_frames": self.selected_frames,
                     "scanner_pretrained": False,
                     "num_samples": 100,
+                    "sigma0": 0.25,
                     "sigma_every": max(1, self.episodes // 4),
                     "selector_warmup": self.episodes // 4,
                 },
