@@ -243,6 +243,23 @@ def test_eval_saliency_is_that_of_the_selected_frames(full: STSampler) -> None:
     assert_rows_equal(out.saliency, dense[torch.arange(B)[:, None], out.indices])
 
 
+def test_hard_saliency_in_training_is_that_of_the_top_t_frames_and_does_not_train_the_scores() -> None:
+    sampler = make(soft_saliency=False).train()
+    sampler.generator = torch.Generator().manual_seed(6)
+    sampler.sigma = 1.0
+    x = clips()
+    out = sampler(x, SUPPORT)
+    assert not torch.all((out.indicator == 0) | (out.indicator == 1))  # the frames are still mixed
+    with torch.no_grad():
+        _, g, maps = sampler.scan(x)
+        dense = sampler.amplifier.saliency(maps, sampler.task_params(g[SUPPORT]).w_s).view(B, M, 16, 16)
+    assert out.saliency.shape == (B, T, 16, 16)
+    assert_rows_equal(out.saliency.detach(), dense[torch.arange(B)[:, None], out.indices])
+    out.saliency.sum().backward()
+    assert sampler.selector.w1.weight.grad is None
+    assert sampler.amplifier.w_s.grad.abs().sum() > 0
+
+
 def test_random_init_scanner_learns_batch_norm_statistics_and_keeps_features_alive() -> None:
     random_init = make().train()
     frozen = make(scanner_freeze_bn=True).train()

@@ -49,6 +49,7 @@ def build_sampler(cfg: SamplerConfig, seed: int = 0) -> FrameSampler:
         pe_scale=cfg.pe_scale,
         task_residual=cfg.task_residual,
         task_sample_latent=cfg.task_sample_latent,
+        soft_saliency=cfg.soft_saliency,
     )
 
 

@@ -36,7 +36,7 @@ LAST = "last.pt"
 _NOT_ARCHITECTURE = {
     "model": {"pretrained", "weights_path", "aux_weight"},
     "sampler": {"scanner_pretrained", "num_samples", "sigma0", "sigma_decay", "sigma_every", "sigma_min",
-                "noise", "control_variate", "selector_warmup", "task_sample_latent"},
+                "noise", "control_variate", "selector_warmup", "task_sample_latent", "soft_saliency"},
 }
 # The only sampler keys that matter when neither config uses the learned sampler (the others have no weights).
 _FIXED_SAMPLER_KEYS = {"kind", "num_frames"}

@@ -78,6 +78,11 @@ class STSampler(FrameSampler):
             at 1 (default); False generates the weights outright, the paper's form, and the shared
             weights are then unused and frozen (see :mod:`stsampler.samplers.task_learner`).
         task_sample_latent: sample the task latent in training (the paper); False uses its mean.
+        soft_saliency: in training with the temporal selector, select the saliency with the soft
+            indicator, S' = Y S (the paper): the scores also learn from which frames' maps warp
+            well, and the saliency of all M frames is computed. False takes the saliency of the
+            hard top-T frames (the indices the soft indicator centres on): the selector learns
+            from the selected frames alone and only T maps are computed.
         saliency: ``"paper"`` (attention weighted by w_s) or ``"code"`` (parameter-free).
         scanner_arch, pretrained, scan_size: the scanner (see :class:`Scanner`).
         scanner_freeze_bn: keep the scanner's batch norm on its running statistics in training.
@@ -121,6 +126,7 @@ class STSampler(FrameSampler):
         pe_scale: float = 0.1,
         task_residual: bool = True,
         task_sample_latent: bool = True,
+        soft_saliency: bool = True,
     ) -> None:
         super().__init__()
         self.num_frames = num_frames
@@ -157,6 +163,7 @@ class STSampler(FrameSampler):
                     shared.requires_grad_(False)
         self.generator: torch.Generator | None = None
         self.explore = False
+        self.soft_saliency = soft_saliency
         self._sigma = sigma
 
     @property
@@ -239,7 +246,7 @@ class STSampler(FrameSampler):
         saliency = None
         if self.amplifier is not None:
             w_s = task.w_s if task is not None else None
-            saliency = self._selected_saliency(maps, w_s, indicator, indices, soft)
+            saliency = self._selected_saliency(maps, w_s, indicator, indices, soft and self.soft_saliency)
         return SamplePlan(indices, indicator, scores, saliency, video_feature, soft)
 
     def _selected_saliency(
