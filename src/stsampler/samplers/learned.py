@@ -82,7 +82,9 @@ class STSampler(FrameSampler):
             indicator, S' = Y S (the paper): the scores also learn from which frames' maps warp
             well, and the saliency of all M frames is computed. False takes the saliency of the
             hard top-T frames (the indices the soft indicator centres on): the selector learns
-            from the selected frames alone and only T maps are computed.
+            from the selected frames alone and only T maps are computed. On the synthetic ablation
+            (M=32, temporal selector + amplifier, training seeds 0 and 1) False gave 53.4% and 49.9%
+            against 54.2% and 47.9%, and trained 1.3x faster (0.43 against 0.33 episodes/s).
         saliency: ``"paper"`` (attention weighted by w_s) or ``"code"`` (parameter-free).
         scanner_arch, pretrained, scan_size: the scanner (see :class:`Scanner`).
         scanner_freeze_bn: keep the scanner's batch norm on its running statistics in training.
