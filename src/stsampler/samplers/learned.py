@@ -84,7 +84,8 @@ class STSampler(FrameSampler):
             hard top-T frames (the indices the soft indicator centres on): the selector learns
             from the selected frames alone and only T maps are computed. On the synthetic ablation
             (M=32, temporal selector + amplifier, training seeds 0 and 1) False gave 53.4% and 49.9%
-            against 54.2% and 47.9%, and trained 1.3x faster (0.43 against 0.33 episodes/s).
+            against 54.2% and 47.9%, and trained 1.3x faster (0.42-0.43 against 0.32-0.33
+            episodes/s, each pair of runs side by side on one thread each).
         saliency: ``"paper"`` (attention weighted by w_s) or ``"code"`` (parameter-free).
         scanner_arch, pretrained, scan_size: the scanner (see :class:`Scanner`).
         scanner_freeze_bn: keep the scanner's batch norm on its running statistics in training.
@@ -259,10 +260,11 @@ class STSampler(FrameSampler):
         indices: torch.Tensor,
         soft: bool,
     ) -> torch.Tensor:
-        """S' = Y S ``[B, T, h, w]`` from the stage maps of the B * M dense frames.
+        """The saliency of the selected frames ``[B, T, h, w]`` from the stage maps of the B * M dense frames.
 
-        With a one-hot indicator only the T selected frames' maps are turned into saliency (the same
-        result as selecting the saliency of all M, at T / M of the attention cost).
+        ``soft``: S' = Y S with the saliency of all M frames (gradients reach the indicator).
+        Otherwise only the maps of the frames at ``indices`` are turned into saliency: for a one-hot
+        indicator the same result as Y S at T / M of the attention cost.
         """
         b, t, m = indicator.shape
         if soft:
