@@ -58,7 +58,14 @@ TRAIN_EPISODES = {1: DemoConfig.episodes, 5: 100}
 TEST_EPISODES = {1: DemoConfig.eval_episodes, 5: 100}
 SEEDS = {1: 1, 5: 1}
 DENSE_FRAMES = 32
-SIGMA0 = 0.25  # the demo's 0.05 let one seed's temporal selector settle on non-event frames (see DemoConfig)
+# Set for every row on top of the demo's recipe. sigma0: scores are min-max normalised per video, so
+# the paper's 0.05 moves only the frames next to the top-T threshold, and a selector whose first picks
+# miss the event may never see event frames compete: at M=32 the temporal selector alone scored 61.5%
+# and 19.7% (training seeds 0, 1; 5% of the second's picks inside the event) with 0.05, 63.5% and
+# 64.1% with 0.25. saliency_trains_scanner: with the saliency's gradient reaching the shared scanner,
+# the amplifier lowered the selector's hit rate (TS 84.1% / 81.8%, TS+SA 54.1% / 38.3%; accuracy
+# 54.2% / 47.9%); stopped at the scanner's maps, TS+SA scored 66.0% / 59.9% (hit rates 84.6% / 73.4%).
+RECIPE = ["sampler.sigma0=0.25", "sampler.saliency_trains_scanner=false"]
 
 
 def machine() -> str:
@@ -148,14 +155,13 @@ def main() -> None:
     start = time.perf_counter()
     for shot in args.shots:
         size = DemoConfig(
-            dense_frames=args.dense_frames, episodes=episodes[shot], eval_episodes=eval_episodes[shot], shot=shot,
-            sigma0=SIGMA0,
+            dense_frames=args.dense_frames, episodes=episodes[shot], eval_episodes=eval_episodes[shot], shot=shot
         )
         base = size.base_config(data_dir, args.workers)
         title = f"5-way {shot}-shot, {eval_episodes[shot]} fixed test episodes, {episodes[shot]} training episodes per row"
         by_seed = []
         for seed in range(seeds[shot]):
-            overrides = [f"data.metadata={data_dir / 'metadata.json'}", f"train.seed={seed}"]
+            overrides = [*RECIPE, f"data.metadata={data_dir / 'metadata.json'}", f"train.seed={seed}"]
             shot_variants = {name: [*ov, *overrides] for name, ov in variants.items()}
             seed_dir = args.out / f"{shot}shot" / f"seed{seed}"
             results = compare(base, shot_variants, seed_dir, eval_episodes[shot], metadata=metadata)

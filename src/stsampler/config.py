@@ -73,6 +73,7 @@ class SamplerConfig:
     samples the task latent in training (the paper); False uses its mean in training too.
     ``soft_saliency`` selects the training-time saliency with the soft indicator (Y S, the paper);
     False takes the saliency of the hard top-T frames (see :class:`stsampler.samplers.learned.STSampler`).
+    ``saliency_trains_scanner`` False stops the saliency's gradient at the scanner's maps.
     """
 
     kind: Literal["uniform", "random", "motion", "learned", "oracle"] = "learned"
@@ -97,6 +98,7 @@ class SamplerConfig:
     task_residual: bool = True
     task_sample_latent: bool = True
     soft_saliency: bool = True
+    saliency_trains_scanner: bool = True
     selector_warmup: int = 0
 
 

@@ -34,12 +34,6 @@ class DemoConfig:
         way, shot: the few-shot task.
         episodes: training episodes per model; eval_episodes: fixed test episodes.
         pictures: test videos drawn by ``show``.
-        sigma0: first scale of the perturbed top-k's noise. Scores are min-max normalised per video,
-            so the paper's 0.05 reaches only the frames next to the top-T threshold: a selector whose
-            first picks miss the event may never see event frames compete. In the M=32 ablation
-            (temporal selector alone, training seeds 0 and 1) 0.05 gave 61.5% and 19.7% accuracy (5%
-            of the second's picks inside the event), 0.25 gave 63.5% and 64.1%; the ablation uses
-            0.25. The demo (M=16) keeps 0.05: with 0.25 its sampler scored 38.4% against 48.6%.
         seed: everything is a function of it.
     """
 
@@ -54,7 +48,6 @@ class DemoConfig:
     episodes: int = 320
     eval_episodes: int = 300
     pictures: int = 4
-    sigma0: float = 0.05
     seed: int = 0
 
     @classmethod
@@ -89,7 +82,6 @@ class DemoConfig:
                     "num_frames": self.selected_frames,
                     "scanner_pretrained": False,
                     "num_samples": 100,
-                    "sigma0": self.sigma0,
                     "sigma_every": max(1, self.episodes // 4),
                     "selector_warmup": self.episodes // 4,
                 },

@@ -14,6 +14,7 @@ from stsampler.engine.checkpoint import (
     capture_rng,
     load_checkpoint,
     load_model,
+    recipe_diff,
     restore_rng,
     save_checkpoint,
 )
@@ -73,6 +74,24 @@ def test_learned_sampler_settings_do_not_matter_to_a_fixed_sampler(tiny_config, 
     load_model(path, config=tiny_config(sampler={"kind": "uniform", "max_zoom": 2.0}))
     with pytest.raises(CheckpointError, match="sampler.kind: 'uniform' -> 'learned'"):
         load_model(path, config=tiny_config(sampler={"kind": "learned"}))
+
+
+def test_recipe_diff_skips_only_the_keys_of_components_both_runs_switch_off(tiny_config) -> None:
+    def diff(saved: dict, requested: dict) -> list[str]:
+        configs = (config_to_dict(tiny_config(sampler={"kind": "learned", **keys})) for keys in (saved, requested))
+        return recipe_diff(*configs)
+
+    selector_only = {"spatial": False, "task_adaptive": False}
+    assert diff(selector_only, {**selector_only, "max_zoom": 2.0, "task_sample_latent": False}) == []
+    assert diff(selector_only, {**selector_only, "sigma0": 0.25}) == ["sampler.sigma0: 0.05 -> 0.25"]
+    assert diff({}, {"saliency_trains_scanner": False}) == ["sampler.saliency_trains_scanner: True -> False"]
+    # Switching the component itself is a change, and so are its keys then.
+    assert diff(selector_only, {"task_adaptive": False, "max_zoom": 2.0}) == [
+        "sampler.max_zoom: 4.0 -> 2.0", "sampler.spatial: False -> True"
+    ]
+    assert diff({"kind": "uniform"}, {"kind": "uniform", "sigma0": 0.25, "num_frames": 3}) == [
+        "sampler.num_frames: 4 -> 3"
+    ]
 
 
 def test_state_dict_mismatch_names_the_keys(tiny_config, tmp_path: Path) -> None:

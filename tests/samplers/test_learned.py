@@ -269,3 +269,13 @@ def test_random_init_scanner_learns_batch_norm_statistics_and_keeps_features_ali
         dead, _, _ = frozen.scan(clips())
     # Frozen initial statistics normalise nothing and a random ShuffleNet's features collapse.
     assert live.std(dim=1).mean() > 1e3 * dead.std(dim=1).mean()
+
+
+def test_saliency_that_does_not_train_the_scanner_still_trains_w_s() -> None:
+    detached = make(saliency_trains_scanner=False, temporal=False, task_adaptive=False).train()
+    attached = make(temporal=False, task_adaptive=False).train()
+    for sampler in (detached, attached):
+        sampler(clips(), SUPPORT).saliency.sum().backward()
+    assert all(p.grad is None for p in detached.scanner.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in attached.scanner.parameters())
+    assert detached.amplifier.w_s.grad.abs().sum() > 0

@@ -50,6 +50,7 @@ def build_sampler(cfg: SamplerConfig, seed: int = 0) -> FrameSampler:
         task_residual=cfg.task_residual,
         task_sample_latent=cfg.task_sample_latent,
         soft_saliency=cfg.soft_saliency,
+        saliency_trains_scanner=cfg.saliency_trains_scanner,
     )
 
 

@@ -36,12 +36,20 @@ LAST = "last.pt"
 _NOT_ARCHITECTURE = {
     "model": {"pretrained", "weights_path", "aux_weight"},
     "sampler": {"scanner_pretrained", "num_samples", "sigma0", "sigma_decay", "sigma_every", "sigma_min",
-                "noise", "control_variate", "selector_warmup", "task_sample_latent", "soft_saliency"},
+                "noise", "control_variate", "selector_warmup", "task_sample_latent", "soft_saliency",
+                "saliency_trains_scanner"},
 }
 # The only sampler keys that matter when neither config uses the learned sampler (the others have no weights).
 _FIXED_SAMPLER_KEYS = {"kind", "num_frames"}
 # Keys that cannot change what a run learns or measures: loading processes, evaluation cache, device, logging.
 _NOT_RECIPE = {"data.workers", "data.eval_cache_mb", "train.device", "train.log_every"}
+# Sampler keys read only by one component of the learned sampler: unused while that switch is off.
+_COMPONENT_KEYS = {
+    "temporal": {"num_samples", "sigma0", "sigma_decay", "sigma_every", "sigma_min", "noise", "control_variate",
+                 "pe_scale", "selector_warmup"},
+    "spatial": {"saliency", "max_zoom", "soft_saliency", "saliency_trains_scanner"},
+    "task_adaptive": {"task_residual", "task_sample_latent"},
+}
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
@@ -120,10 +128,23 @@ def _differences(old: dict[str, Any], new: dict[str, Any], matters: Callable[[st
     ]
 
 
+def _unused_sampler_keys(values: dict) -> set[str]:
+    """The ``sampler.*`` keys a run of config ``values`` (a plain dict) never reads: all but
+    ``_FIXED_SAMPLER_KEYS`` for a sampler without weights, else those of the components switched off."""
+    sampler = values.get("sampler", {})
+    if sampler.get("kind") != "learned":
+        names = set(sampler) - _FIXED_SAMPLER_KEYS
+    else:
+        names = set().union(*(keys for switch, keys in _COMPONENT_KEYS.items() if not sampler.get(switch, True)))
+    return {f"sampler.{name}" for name in names}
+
+
 def recipe_diff(saved: dict, requested: dict) -> list[str]:
     """The keys whose values differ between two whole configs (plain dicts, :func:`config_to_dict`),
-    except those that cannot change a run's result: ``"key: saved -> requested"``, sorted."""
-    return _differences(_flatten(saved), _flatten(requested), lambda key: key not in _NOT_RECIPE)
+    except those that cannot change a run's result (including sampler keys that neither run reads,
+    e.g. the amplifier's when both switch it off): ``"key: saved -> requested"``, sorted."""
+    unused = _unused_sampler_keys(saved) & _unused_sampler_keys(requested)
+    return _differences(_flatten(saved), _flatten(requested), lambda key: key not in _NOT_RECIPE | unused)
 
 
 def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
