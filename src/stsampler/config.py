@@ -59,8 +59,8 @@ class SamplerConfig:
 
     ``num_frames`` is T, the frames handed to the recogniser. The sigma schedule of the perturbed
     top-k is ``max(sigma_min, sigma0 * sigma_decay ** (episodes // sigma_every))``; the defaults are
-    the paper's; the synthetic ablation starts at 0.25 (see :class:`stsampler.demo.DemoConfig` for
-    why). ``oracle`` is the upper bound on synthetic actions: the event's frames cropped to its
+    the paper's; the synthetic ablation starts at 0.25 (see ``RECIPE`` in
+    ``benchmarks/synthetic_ablation.py`` for why). ``oracle`` is the upper bound on synthetic actions: the event's frames cropped to its
     box (``data.metadata``).
     ``scanner_freeze_bn`` None freezes the scanner's batch norm exactly when it is pretrained.
     ``pe_scale`` scales the evaluator's position encoding (1.0 is the paper's formula; see

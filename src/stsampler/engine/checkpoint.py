@@ -96,7 +96,8 @@ def _flatten(values: dict, prefix: str = "") -> dict[str, Any]:
 
 
 def architecture_diff(saved: dict, requested: dict) -> list[str]:
-    """The ``model.*`` / ``sampler.*`` keys whose values differ in a way that changes the network.
+    """The ``model.*`` / ``sampler.*`` keys whose values differ in a way that changes the network
+    (training-only keys and sampler keys that neither config reads are skipped).
 
     Args:
         saved, requested: configs as plain dicts (:func:`config_to_dict`).
@@ -104,14 +105,11 @@ def architecture_diff(saved: dict, requested: dict) -> list[str]:
     Returns:
         ``"key: saved -> requested"`` for each differing key, sorted.
     """
-    learned = "learned" in (saved.get("sampler", {}).get("kind"), requested.get("sampler", {}).get("kind"))
     diffs = []
     for section, ignored in _NOT_ARCHITECTURE.items():
 
         def matters(key: str) -> bool:
-            name = key.split(".", 1)[1].split(".")[0]
-            fixed_sampler = section == "sampler" and not learned
-            return name not in ignored and not (fixed_sampler and name not in _FIXED_SAMPLER_KEYS)
+            return key.split(".")[1] not in ignored and not _unread_by_both(key, saved, requested)
 
         diffs += _differences(
             _flatten(saved.get(section, {}), section), _flatten(requested.get(section, {}), section), matters
@@ -128,23 +126,29 @@ def _differences(old: dict[str, Any], new: dict[str, Any], matters: Callable[[st
     ]
 
 
-def _unused_sampler_keys(values: dict) -> set[str]:
-    """The ``sampler.*`` keys a run of config ``values`` (a plain dict) never reads: all but
-    ``_FIXED_SAMPLER_KEYS`` for a sampler without weights, else those of the components switched off."""
-    sampler = values.get("sampler", {})
+def _sampler_reads(sampler: dict, name: str) -> bool:
+    """Whether a run with this ``sampler`` section reads its key ``name``: a sampler without weights
+    reads only ``_FIXED_SAMPLER_KEYS``, the learned one all but the keys of its components switched off."""
     if sampler.get("kind") != "learned":
-        names = set(sampler) - _FIXED_SAMPLER_KEYS
-    else:
-        names = set().union(*(keys for switch, keys in _COMPONENT_KEYS.items() if not sampler.get(switch, True)))
-    return {f"sampler.{name}" for name in names}
+        return name in _FIXED_SAMPLER_KEYS
+    return not any(name in keys and not sampler.get(switch, True) for switch, keys in _COMPONENT_KEYS.items())
+
+
+def _unread_by_both(key: str, saved: dict, requested: dict) -> bool:
+    """Whether the flattened ``key`` is a ``sampler.*`` key that neither config (plain dicts) reads."""
+    section, _, rest = key.partition(".")
+    name = rest.split(".")[0]
+    return section == "sampler" and not any(_sampler_reads(c.get("sampler", {}), name) for c in (saved, requested))
 
 
 def recipe_diff(saved: dict, requested: dict) -> list[str]:
     """The keys whose values differ between two whole configs (plain dicts, :func:`config_to_dict`),
     except those that cannot change a run's result (including sampler keys that neither run reads,
     e.g. the amplifier's when both switch it off): ``"key: saved -> requested"``, sorted."""
-    unused = _unused_sampler_keys(saved) & _unused_sampler_keys(requested)
-    return _differences(_flatten(saved), _flatten(requested), lambda key: key not in _NOT_RECIPE | unused)
+    return _differences(
+        _flatten(saved), _flatten(requested),
+        lambda key: key not in _NOT_RECIPE and not _unread_by_both(key, saved, requested),
+    )
 
 
 def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
