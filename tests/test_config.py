@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stsampler.config import Config, config_to_dict, load_config, save_config
+from stsampler.config import RECIPES_DIR, Config, config_to_dict, list_recipes, load_config, resolve_recipe, save_config
 from stsampler.data.splits import BENCHMARKS
 from stsampler.errors import ConfigError
 from stsampler.models.backbones import BACKBONES
 from stsampler.models.heads import HEADS
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = RECIPES_DIR
 
 
 def write(path: Path, values: dict) -> Path:
@@ -148,3 +148,26 @@ def test_paper_recipes_follow_the_protocol() -> None:
         assert cfg.model.head == path.stem.split("_")[0]
         assert (cfg.sampler.kind == "learned") == path.stem.endswith("_sampler")
         assert cfg.data.flip == (not cfg.data.benchmark.startswith("ssv2"))
+
+
+def test_recipes_are_addressed_by_name_from_any_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    by_name = load_config("ucf101/protonet_sampler")
+    by_path = load_config(RECIPES_DIR / "ucf101" / "protonet_sampler.yaml")
+    assert config_to_dict(by_name) == config_to_dict(by_path)
+    assert by_name.name == "ucf101-protonet-sampler"
+    assert resolve_recipe("ucf101/protonet_sampler.yaml") == RECIPES_DIR / "ucf101" / "protonet_sampler.yaml"
+
+
+def test_unknown_recipe_name_suggests_close_ones() -> None:
+    with pytest.raises(ConfigError, match="ucf101/protonet_sampler"):
+        load_config("ucf101/protonet_samplr")
+
+
+def test_fragments_are_not_recipes() -> None:
+    recipes = list_recipes()
+    assert "ucf101/protonet" in recipes and "synthetic/sampler" in recipes
+    assert not any(name.rsplit("/", 1)[-1].startswith("_") for name in recipes)
+    assert all(summary for summary in recipes.values()), "every recipe opens with a comment line saying what it is"
+    with pytest.raises(ConfigError):
+        resolve_recipe("_paper")

@@ -62,6 +62,15 @@ def _cmd_extract(args: argparse.Namespace) -> None:
         print(f"failed: {message}", file=sys.stderr)
 
 
+def _cmd_configs(args: argparse.Namespace) -> None:
+    from stsampler.config import list_recipes
+
+    recipes = list_recipes()
+    width = max(map(len, recipes))
+    for name, summary in recipes.items():
+        print(f"{name:<{width}}  {summary}")
+
+
 def _cmd_train(args: argparse.Namespace) -> None:
     from stsampler.config import load_config
     from stsampler.engine.train import train
@@ -169,8 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--short-side", type=int, default=256)
     p.add_argument("--workers", type=int, default=2)
 
+    add("configs", _cmd_configs, "List the recipes shipped with stsampler, one line each.")
+
     p = add("train", _cmd_train, "Episodic training from a YAML recipe (torchrun for several GPUs).")
-    p.add_argument("config", help="YAML recipe, e.g. configs/paper/ucf101_protonet_sampler.yaml")
+    p.add_argument("config", help="a shipped recipe's name (e.g. ucf101/protonet_sampler, see `stsampler configs`) or a YAML file")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.shot=5 sampler.kind=uniform")
     p.add_argument("--run-dir", help="output folder (default: runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")

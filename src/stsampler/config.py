@@ -1,6 +1,8 @@
 """Run configuration: nested dataclasses read from YAML with strict key and type checks.
 
-A config file is a YAML mapping whose sections mirror :class:`Config`. A file may start from
+A config file is a YAML mapping whose sections mirror :class:`Config`. The recipes shipped with the
+package (``stsampler/configs/``, listed by :func:`list_recipes` and ``stsampler configs``) are
+addressed by name from any directory, ``ucf101/protonet_sampler``; a path to a YAML file works too. A file may start from
 another with ``base: relative/path.yaml`` (or a list of them, applied in order): the bases are read
 first and the file's own keys are deep-merged over them. ``key.sub=value`` overrides are applied
 last, each value parsed as YAML (``train.lr=0.01``, ``sampler.kind=uniform``, ``data.flip=null``).
@@ -178,6 +180,39 @@ class Config:
 
 
 _BASE_KEY = "base"
+
+#: The folder of the recipes shipped with the package.
+RECIPES_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def list_recipes() -> dict[str, str]:
+    """Name -> first comment line of every shipped recipe (fragments, ``_*.yaml``, are not listed)."""
+    recipes = {}
+    for path in sorted(RECIPES_DIR.rglob("*.yaml")):
+        if path.name.startswith("_"):
+            continue
+        name = path.relative_to(RECIPES_DIR).with_suffix("").as_posix()
+        first = path.read_text(encoding="utf-8").splitlines()[:1]
+        recipes[name] = first[0].lstrip("# ").strip() if first and first[0].startswith("#") else ""
+    return recipes
+
+
+def resolve_recipe(path_or_name: str | Path) -> Path:
+    """A YAML file's path as given, or the shipped recipe of that name (``ucf101/protonet_sampler``).
+
+    Raises:
+        ConfigError: neither a file nor a shipped recipe, naming the closest recipe names.
+    """
+    path = Path(path_or_name)
+    if path.is_file():
+        return path
+    name = path.as_posix().removesuffix(".yaml")
+    shipped = RECIPES_DIR / f"{name}.yaml"
+    if not name.startswith("_") and shipped.is_file():
+        return shipped
+    close = difflib.get_close_matches(name, list(list_recipes()), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; `stsampler configs` lists the shipped recipes"
+    raise ConfigError(f"config file not found: {path_or_name}, and no shipped recipe has that name{hint}")
 
 
 def _type_name(tp: Any) -> str:
@@ -399,8 +434,9 @@ def apply_overrides(values: dict, overrides: Sequence[str]) -> dict:
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
-    """Read a YAML config (with its ``base:`` chain), apply overrides, check every key and type."""
-    values = _read_yaml(Path(path))
+    """Read a YAML config or shipped recipe (:func:`resolve_recipe`) with its ``base:`` chain, apply
+    overrides, check every key and type."""
+    values = _read_yaml(resolve_recipe(path))
     values = apply_overrides(values, overrides)
     return config_from_dict(values, source=str(path))
 
