@@ -2,11 +2,27 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import yaml
 
-from stsampler.config import RECIPES_DIR, Config, config_to_dict, list_recipes, load_config, resolve_recipe, save_config
+from stsampler.config import (
+    COMPONENTS,
+    KEYS,
+    RECIPES_DIR,
+    Config,
+    DataConfig,
+    ModelConfig,
+    SamplerConfig,
+    config_to_dict,
+    flatten,
+    list_recipes,
+    load_config,
+    load_saved_config,
+    resolve_recipe,
+    save_config,
+)
 from stsampler.data.splits import BENCHMARKS
 from stsampler.errors import ConfigError
 from stsampler.models.backbones import BACKBONES
@@ -121,7 +137,7 @@ def test_cross_field_checks(minimal: Path) -> None:
 
 
 def test_round_trip(minimal: Path, tmp_path: Path) -> None:
-    cfg = load_config(minimal, ["train.shot=5", "model.head_args={temperature: 3.0}", "sampler.noise=gumbel"])
+    cfg = load_config(minimal, ["train.shot=5", "model.head_args={temperature: 3.0}", "sampler.experimental.noise=gumbel"])
     out = save_config(cfg, tmp_path / "out" / "config.yaml")
     again = load_config(out)
     assert isinstance(again, Config)
@@ -171,3 +187,93 @@ def test_fragments_are_not_recipes() -> None:
     assert all(summary for summary in recipes.values()), "every recipe opens with a comment line saying what it is"
     with pytest.raises(ConfigError):
         resolve_recipe("_paper")
+
+
+def _is_number(tp) -> bool:
+    return tp in (int, float) or any(a in (int, float) for a in get_args(tp))
+
+
+def test_every_key_describes_itself() -> None:
+    """Each key has a role, a reading component only where it is a sampler key, and a range exactly
+    when it is a number; its default lies in that range."""
+    assert len(KEYS) > 60 and "sampler.experimental.pe_scale" in KEYS and "model.head_args" in KEYS
+    defaults = config_to_dict(Config())
+    for path, key in KEYS.items():
+        assert key.info is not None, f"config key {path} has no KeyInfo: declare it with key(...)"
+        assert key.info.role in ("architecture", "training", "runtime"), path
+        if path.startswith("sampler."):
+            assert key.info.reads is None or key.info.reads in COMPONENTS, path
+        else:
+            assert key.info.reads is None, f"{path} is not a sampler key but names a sampler component"
+        assert (key.info.within is not None) == _is_number(key.type), f"{path}: a number needs a range, only a number"
+        default = flatten(defaults)[path]
+        assert key.info.within is None or default is None or default in key.info.within, path
+
+
+@pytest.mark.parametrize(
+    ("override", "interval", "shown"),
+    [
+        ("train.lr=-1", "(0, inf)", "-1.0"),
+        ("sampler.num_samples=0", "[1, inf)", "0"),
+        ("sampler.max_zoom=0", "[1, inf)", "0.0"),
+        ("data.max_bad_fraction=1", "[0, 1)", "1.0"),
+        ("train.way=1", "[2, inf)", "1"),
+        ("eval.shot=0", "[1, inf)", "0"),
+        ("train.clip_grad=0", "(0, inf)", "0.0"),
+        ("sampler.experimental.pe_scale=-0.5", "[0, inf)", "-0.5"),
+    ],
+)
+def test_out_of_range_values_name_the_key_the_range_and_the_value(
+    minimal: Path, override: str, interval: str, shown: str
+) -> None:
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError) as info:
+        load_config(minimal, [override])
+    assert str(info.value) == f"config key '{key}' must be in {interval}, got {shown}"
+
+
+def test_keys_of_components_a_run_does_not_use_are_not_checked(minimal: Path) -> None:
+    # The uniform recipe inherits selector_warmup=75 from the learned sampler's settings.
+    cfg = load_config("synthetic/uniform", ["train.episodes=50", "sampler.max_zoom=0", "sampler.num_samples=0"])
+    assert cfg.sampler.kind == "uniform" and cfg.sampler.selector_warmup == 75
+    with pytest.raises(ConfigError, match="selector_warmup"):
+        load_config("synthetic/sampler", ["train.episodes=50"])
+    no_amplifier = ["sampler.spatial=false", "sampler.max_zoom=0"]
+    assert load_config(minimal, no_amplifier).sampler.max_zoom == 0
+    with pytest.raises(ConfigError, match=r"sampler\.max_zoom"):
+        load_config(minimal, no_amplifier[1:])
+    with pytest.raises(ConfigError, match=r"sampler\.num_frames"):  # every sampler reads it
+        load_config(minimal, ["sampler.kind=uniform", "sampler.num_frames=0"])
+
+
+def test_a_moved_key_in_a_users_config_names_its_new_path(minimal: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"'sampler\.control_variate' is now 'sampler\.experimental\.control_variate'"):
+        load_config(minimal, ["sampler.control_variate=false"])
+    flat = write(tmp_path / "flat.yaml", {"data": {"split_dir": "s"}, "sampler": {"noise": "gumbel"}})
+    with pytest.raises(ConfigError, match=r"sampler\.experimental\.noise"):
+        load_config(flat)
+    assert load_config(minimal, ["sampler.experimental.noise=gumbel"]).sampler.experimental.noise == "gumbel"
+
+
+def test_a_saved_config_from_before_the_move_loads(minimal: Path, tmp_path: Path) -> None:
+    values = config_to_dict(load_config(minimal))
+    experimental = values["sampler"].pop("experimental")
+    values["sampler"].update({**experimental, "pe_scale": 0.5, "noise": "gumbel", "scanner_freeze_bn": False})
+    saved = write(tmp_path / "config.yaml", values)
+    cfg = load_saved_config(saved)
+    assert (cfg.sampler.experimental.pe_scale, cfg.sampler.experimental.noise) == (0.5, "gumbel")
+    assert cfg.sampler.experimental.scanner_freeze_bn is False
+    assert config_to_dict(load_saved_config(save_config(cfg, tmp_path / "again.yaml"))) == config_to_dict(cfg)
+
+
+def test_the_defaults_are_the_methods() -> None:
+    """method.md 2-4 and 7: M = 16, T = 8, N = 500 samples, sigma 0.05 * 0.8 every 1000 episodes down
+    to 0.01, normal noise, zoom cap 4, ShuffleNet-v2 x0.5 at 64 px, auxiliary weight 0.1."""
+    sampler = SamplerConfig()
+    assert (DataConfig().num_frames, sampler.num_frames, sampler.num_samples) == (16, 8, 500)
+    assert (sampler.sigma0, sampler.sigma_decay, sampler.sigma_every, sampler.sigma_min) == (0.05, 0.8, 1000, 0.01)
+    assert (sampler.experimental.noise, sampler.max_zoom, sampler.scanner_arch, sampler.scan_size) == (
+        "normal", 4.0, "shufflenet_v2_x0_5", 64
+    )
+    assert sampler.kind == "learned" and sampler.temporal and sampler.spatial and sampler.task_adaptive
+    assert sampler.saliency == "paper" and sampler.scanner_pretrained and ModelConfig().aux_weight == 0.1

@@ -18,15 +18,82 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, NamedTuple, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
 from stsampler.errors import ConfigError
 from stsampler.io import atomic_write_text
+
+Role = Literal["architecture", "training", "runtime"]
+#: Changes the weights' layout or what a forward pass computes: checked when a checkpoint is loaded
+#: or resumed, and between runs that are compared.
+ARCHITECTURE: Role = "architecture"
+#: Changes what a run learns or measures, not the network: checked between runs only.
+TRAINING: Role = "training"
+#: Changes neither (loading processes, caches, device, logging, the run's label): never checked.
+RUNTIME: Role = "runtime"
+#: What reads a sampler key: a switch of the learned sampler (its keys are unread while it is off), or
+#: ``learned`` for keys only the learned sampler reads. A key without a component is read by every sampler.
+COMPONENTS = ("temporal", "spatial", "task_adaptive", "learned")
+
+_KEY_INFO = "stsampler"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """The values a number may take, written as in mathematics: ``[0, 1)``, ``(0, inf)``."""
+
+    low: float
+    high: float
+    closed_low: bool
+    closed_high: bool
+
+    @classmethod
+    def parse(cls, text: str) -> Interval:
+        match = re.fullmatch(r"([\[(])\s*([^,\s]+)\s*,\s*([^,\s]+)\s*([\])])", text.strip())
+        if match is None:
+            raise ValueError(f"not an interval: {text!r} (write e.g. '[0, 1)' or '(0, inf)')")
+        return cls(float(match[2]), float(match[3]), match[1] == "[", match[4] == "]")
+
+    def __contains__(self, value: float) -> bool:
+        above = value >= self.low if self.closed_low else value > self.low
+        below = value <= self.high if self.closed_high else value < self.high
+        return above and below
+
+    def __str__(self) -> str:
+        return f"{'[' if self.closed_low else '('}{self.low:g}, {self.high:g}{']' if self.closed_high else ')'}"
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What a config key means for checkpoints and run folders, and which values it may take.
+
+    ``role``: :data:`ARCHITECTURE`, :data:`TRAINING` or :data:`RUNTIME`. ``reads``: for sampler keys,
+    the component that reads the key (one of :data:`COMPONENTS`), None when every sampler does.
+    ``within``: the interval a numeric value must lie in (None for keys that are not numbers).
+    """
+
+    role: Role
+    reads: str | None = None
+    within: Interval | None = None
+
+
+def key_info(role: Role, *, reads: str | None = None, within: str | None = None) -> dict[str, KeyInfo]:
+    """A field's ``metadata`` holding its :class:`KeyInfo` (``within`` as text, e.g. ``"[1, inf)"``)."""
+    if reads is not None and reads not in COMPONENTS:
+        raise ValueError(f"unknown sampler component {reads!r} (known: {', '.join(COMPONENTS)})")
+    return {_KEY_INFO: KeyInfo(role, reads, Interval.parse(within) if within is not None else None)}
+
+
+def key(default: Any, role: Role, *, reads: str | None = None, within: str | None = None) -> Any:
+    """A dataclass field with an immutable ``default`` and its :class:`KeyInfo` (:func:`key_info`)."""
+    return field(default=default, metadata=key_info(role, reads=reads, within=within))
 
 
 @dataclass
@@ -41,80 +108,94 @@ class DataConfig:
     process (0 turns it off): fixed test episodes draw each test video many times.
     """
 
-    benchmark: str | None = None
-    split_dir: str | None = None
-    splits_root: str | None = None
-    data_root: str = "data"
-    num_frames: int = 16
-    crop_size: int = 224
-    resize_short: int = 256
-    flip: bool | None = None
-    workers: int = 4
-    max_bad_fraction: float = 0.05
-    metadata: str | None = None
-    eval_cache_mb: int = 1024
+    benchmark: str | None = key(None, TRAINING)
+    split_dir: str | None = key(None, TRAINING)
+    splits_root: str | None = key(None, TRAINING)
+    data_root: str = key("data", TRAINING)
+    num_frames: int = key(16, TRAINING, within="[1, inf)")
+    crop_size: int = key(224, TRAINING, within="[1, inf)")
+    resize_short: int = key(256, TRAINING, within="[1, inf)")
+    flip: bool | None = key(None, TRAINING)
+    workers: int = key(4, RUNTIME, within="[0, inf)")
+    max_bad_fraction: float = key(0.05, TRAINING, within="[0, 1)")
+    metadata: str | None = key(None, TRAINING)
+    eval_cache_mb: int = key(1024, RUNTIME, within="[0, inf)")
+
+
+@dataclass
+class SamplerExperiments:
+    """Switches of the learned sampler kept for experiments (``sampler.experimental.<key>``); no recipe sets them.
+
+    ``soft_saliency``: the training-time saliency is selected with the soft indicator (Y S, the
+    paper); False takes the saliency of the hard top-T frames.
+    ``task_sample_latent``: the task latent is sampled in training (the paper); False uses its mean.
+    ``task_residual``: the task-adaptive learner generates a bounded gate on shared weights; False
+    generates the weights themselves (the paper's form).
+    ``control_variate``: the perturbed top-k's gradient subtracts the unperturbed selection's term
+    (unbiased, lower variance).
+    ``scanner_freeze_bn``: the scanner's batch norm keeps its statistics; None freezes it exactly
+    when the scanner is pretrained.
+    ``noise``: the perturbed top-k's noise distribution.
+    ``pe_scale``: scale of the evaluator's position encoding (1.0 is the paper's formula; see
+    :class:`stsampler.samplers.selector.TemporalSelector` for the default).
+    """
+
+    soft_saliency: bool = key(True, TRAINING, reads="spatial")
+    task_sample_latent: bool = key(True, TRAINING, reads="task_adaptive")
+    task_residual: bool = key(True, ARCHITECTURE, reads="task_adaptive")
+    control_variate: bool = key(True, TRAINING, reads="temporal")
+    scanner_freeze_bn: bool | None = key(None, ARCHITECTURE, reads="learned")
+    noise: Literal["normal", "gumbel"] = key("normal", TRAINING, reads="temporal")
+    pe_scale: float = key(0.1, ARCHITECTURE, reads="temporal", within="[0, inf)")
 
 
 @dataclass
 class SamplerConfig:
     """The frame sampler: a baseline or the learned spatial-temporal sampler (method.md 2-5).
 
-    ``num_frames`` is T, the frames handed to the recogniser. The sigma schedule of the perturbed
-    top-k is ``max(sigma_min, sigma0 * sigma_decay ** (episodes // sigma_every))``; the defaults are
-    the paper's; the synthetic ablation starts at 0.25 (see ``RECIPE`` in
-    ``benchmarks/synthetic_ablation.py`` for why). ``oracle`` is the upper bound on synthetic actions: the event's frames cropped to its
-    box (``data.metadata``).
-    ``scanner_freeze_bn`` None freezes the scanner's batch norm exactly when it is pretrained.
-    ``pe_scale`` scales the evaluator's position encoding (1.0 is the paper's formula; see
-    :class:`stsampler.samplers.selector.TemporalSelector` for why the default is 0.1).
+    ``num_frames`` is T, the frames handed to the recogniser. The defaults are the method's (method.md
+    2-4). The sigma schedule of the perturbed top-k is
+    ``max(sigma_min, sigma0 * sigma_decay ** (episodes // sigma_every))``; the synthetic recipes
+    start at 0.25 (see ``configs/synthetic/_cpu.yaml`` for why). ``oracle`` is the upper bound on
+    synthetic actions: the event's frames cropped to its box (``data.metadata``).
     ``selector_warmup`` is the number of training episodes, at the start, in which the temporal
     selector is bypassed for one random frame per segment (for recognisers trained from scratch; see
-    :class:`stsampler.samplers.learned.STSampler`). ``task_residual`` makes the task-adaptive
-    learner generate a bounded gate on shared weights (False is the paper's form; see
-    :mod:`stsampler.samplers.task_learner` for why the default is True). ``task_sample_latent``
-    samples the task latent in training (the paper); False uses its mean in training too.
-    ``soft_saliency`` selects the training-time saliency with the soft indicator (Y S, the paper);
-    False takes the saliency of the hard top-T frames (see :class:`stsampler.samplers.learned.STSampler`).
-    ``saliency_trains_scanner`` False stops the saliency's gradient at the scanner's maps.
+    :class:`stsampler.samplers.learned.STSampler`). ``saliency_trains_scanner`` False stops the
+    saliency's gradient at the scanner's maps. Keys of a component that is switched off, and every
+    key but ``kind`` and ``num_frames`` for the samplers without weights, are neither read nor checked.
     """
 
-    kind: Literal["uniform", "random", "motion", "learned", "oracle"] = "learned"
-    num_frames: int = 8
-    temporal: bool = True
-    spatial: bool = True
-    task_adaptive: bool = True
-    saliency: Literal["paper", "code"] = "paper"
-    scanner_arch: str = "shufflenet_v2_x0_5"
-    scanner_pretrained: bool = True
-    scan_size: int = 64
-    scanner_freeze_bn: bool | None = None
-    max_zoom: float = 4.0
-    num_samples: int = 500
-    sigma0: float = 0.05
-    sigma_decay: float = 0.8
-    sigma_every: int = 1000
-    sigma_min: float = 0.01
-    noise: Literal["normal", "gumbel"] = "normal"
-    control_variate: bool = True
-    pe_scale: float = 0.1
-    task_residual: bool = True
-    task_sample_latent: bool = True
-    soft_saliency: bool = True
-    saliency_trains_scanner: bool = True
-    selector_warmup: int = 0
+    kind: Literal["uniform", "random", "motion", "learned", "oracle"] = key("learned", ARCHITECTURE)
+    num_frames: int = key(8, ARCHITECTURE, within="[1, inf)")
+    temporal: bool = key(True, ARCHITECTURE, reads="learned")
+    spatial: bool = key(True, ARCHITECTURE, reads="learned")
+    task_adaptive: bool = key(True, ARCHITECTURE, reads="learned")
+    saliency: Literal["paper", "code"] = key("paper", ARCHITECTURE, reads="spatial")
+    scanner_arch: str = key("shufflenet_v2_x0_5", ARCHITECTURE, reads="learned")
+    scanner_pretrained: bool = key(True, TRAINING, reads="learned")
+    scan_size: int = key(64, ARCHITECTURE, reads="learned", within="[1, inf)")
+    max_zoom: float = key(4.0, ARCHITECTURE, reads="spatial", within="[1, inf)")
+    num_samples: int = key(500, TRAINING, reads="temporal", within="[1, inf)")
+    sigma0: float = key(0.05, TRAINING, reads="temporal", within="(0, inf)")
+    sigma_decay: float = key(0.8, TRAINING, reads="temporal", within="(0, 1]")
+    sigma_every: int = key(1000, TRAINING, reads="temporal", within="[1, inf)")
+    sigma_min: float = key(0.01, TRAINING, reads="temporal", within="[0, inf)")
+    saliency_trains_scanner: bool = key(True, TRAINING, reads="spatial")
+    selector_warmup: int = key(0, TRAINING, reads="temporal", within="[0, inf)")
+    experimental: SamplerExperiments = field(default_factory=SamplerExperiments)
 
 
 @dataclass
 class ModelConfig:
     """Backbone, few-shot head and auxiliary loss of the recogniser."""
 
-    backbone: str = "resnet50"
-    pretrained: bool = True
-    weights_path: str | None = None
-    head: str = "protonet"
-    head_args: dict[str, Any] = field(default_factory=dict)
-    aux_weight: float = 0.1
-    concat_scan_feature: bool = True
+    backbone: str = key("resnet50", ARCHITECTURE)
+    pretrained: bool = key(True, TRAINING)
+    weights_path: str | None = key(None, TRAINING)
+    head: str = key("protonet", ARCHITECTURE)
+    head_args: dict[str, Any] = field(default_factory=dict, metadata=key_info(ARCHITECTURE))
+    aux_weight: float = key(0.1, TRAINING, within="[0, inf)")
+    concat_scan_feature: bool = key(True, ARCHITECTURE)
 
 
 @dataclass
@@ -127,56 +208,119 @@ class TrainConfig:
     is slower. ``bf16``, ``fp16`` (CUDA only) and ``none`` force a choice. ``device`` ``auto`` is
     CUDA when available (``cuda:LOCAL_RANK`` under torchrun), else CPU. ``channels_last`` converts
     the whole model on CUDA only: on CPU it makes ShuffleNet's depthwise convolutions ~20x slower
-    (the backbone keeps its own channels_last either way).
+    (the backbone keeps its own channels_last either way). ``val_episodes`` 0 turns validation off.
     """
 
-    way: int = 5
-    shot: int = 1
-    query: int = 5
-    episodes: int = 10000
-    tasks_per_batch: int = 16
-    optimizer: Literal["sgd", "adamw"] = "sgd"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: Literal["cosine", "step", "constant"] = "constant"
-    warmup: int = 0
-    step_every: int = 4000
-    step_gamma: float = 0.1
-    clip_grad: float | None = None
-    amp: Literal["auto", "bf16", "fp16", "none"] = "auto"
-    channels_last: bool = True
-    device: str = "auto"
-    val_every: int = 1000
-    val_episodes: int = 500
-    ckpt_every: int = 1000
-    seed: int = 0
-    log_every: int = 10
+    way: int = key(5, TRAINING, within="[2, inf)")
+    shot: int = key(1, TRAINING, within="[1, inf)")
+    query: int = key(5, TRAINING, within="[1, inf)")
+    episodes: int = key(10000, TRAINING, within="[1, inf)")
+    tasks_per_batch: int = key(16, TRAINING, within="[1, inf)")
+    optimizer: Literal["sgd", "adamw"] = key("sgd", TRAINING)
+    lr: float = key(1e-3, TRAINING, within="(0, inf)")
+    momentum: float = key(0.9, TRAINING, within="[0, 1)")
+    weight_decay: float = key(5e-4, TRAINING, within="[0, inf)")
+    schedule: Literal["cosine", "step", "constant"] = key("constant", TRAINING)
+    warmup: int = key(0, TRAINING, within="[0, inf)")
+    step_every: int = key(4000, TRAINING, within="[1, inf)")
+    step_gamma: float = key(0.1, TRAINING, within="(0, 1]")
+    clip_grad: float | None = key(None, TRAINING, within="(0, inf)")
+    amp: Literal["auto", "bf16", "fp16", "none"] = key("auto", TRAINING)
+    channels_last: bool = key(True, RUNTIME)
+    device: str = key("auto", RUNTIME)
+    val_every: int = key(1000, TRAINING, within="[1, inf)")
+    val_episodes: int = key(500, TRAINING, within="[0, inf)")
+    ckpt_every: int = key(1000, TRAINING, within="[1, inf)")
+    seed: int = key(0, TRAINING, within="[0, inf)")
+    log_every: int = key(10, RUNTIME, within="[1, inf)")
 
 
 @dataclass
 class EvalConfig:
     """Fixed-episode evaluation. ``way``/``shot`` None mean the training values."""
 
-    split: Literal["train", "val", "test"] = "test"
-    way: int | None = None
-    shot: int | None = None
-    query: int = 1
-    episodes: int = 10000
-    seed: int = 0
-    episodes_file: str | None = None
+    split: Literal["train", "val", "test"] = key("test", TRAINING)
+    way: int | None = key(None, TRAINING, within="[2, inf)")
+    shot: int | None = key(None, TRAINING, within="[1, inf)")
+    query: int = key(1, TRAINING, within="[1, inf)")
+    episodes: int = key(10000, TRAINING, within="[1, inf)")
+    seed: int = key(0, TRAINING, within="[0, inf)")
+    episodes_file: str | None = key(None, TRAINING)
 
 
 @dataclass
 class Config:
     """A whole run: data, sampler, recogniser, training and evaluation."""
 
-    name: str = "run"
+    name: str = key("run", RUNTIME)
     data: DataConfig = field(default_factory=DataConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+class ConfigKey(NamedTuple):
+    """One leaf key of :class:`Config`: its dotted path, its annotation and its :class:`KeyInfo`."""
+
+    path: str
+    type: Any
+    info: KeyInfo | None
+
+
+def walk_keys(cls: type = Config, prefix: str = "") -> list[ConfigKey]:
+    """Every leaf key of the dataclass ``cls``, sections walked into, in declaration order."""
+    keys = []
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        path = f"{prefix}.{f.name}" if prefix else f.name
+        if dataclasses.is_dataclass(hints[f.name]):
+            keys += walk_keys(hints[f.name], path)
+        else:
+            keys.append(ConfigKey(path, hints[f.name], f.metadata.get(_KEY_INFO)))
+    return keys
+
+
+#: Every leaf key of :class:`Config` by dotted path.
+KEYS: dict[str, ConfigKey] = {k.path: k for k in walk_keys()}
+
+#: Keys that moved, old path -> new path: stored configs holding the old path are migrated
+#: (:func:`migrate_stored`), a user's config holding it is refused with the new path.
+MOVED_KEYS: dict[str, str] = {
+    f"sampler.{f.name}": f"sampler.experimental.{f.name}" for f in dataclasses.fields(SamplerExperiments)
+}
+
+
+def flatten(values: dict, prefix: str = "") -> dict[str, Any]:
+    """A config as plain nested dicts -> ``{dotted path: value}`` (a mapping-valued key such as
+    ``model.head_args`` stays one value)."""
+    flat: dict[str, Any] = {}
+    for name, value in values.items():
+        path = f"{prefix}.{name}" if prefix else name
+        if isinstance(value, dict) and path not in KEYS:
+            flat.update(flatten(value, path))
+        else:
+            flat[path] = value
+    return flat
+
+
+def sampler_reads(sampler: dict, component: str | None) -> bool:
+    """Whether a run whose sampler section (plain dict) is ``sampler`` reads the keys of ``component``
+    (:data:`COMPONENTS`; None: keys every sampler reads)."""
+    if component is None:
+        return True
+    if sampler.get("kind") != "learned":
+        return False
+    return component == "learned" or bool(sampler.get(component, True))
+
+
+def is_read(path: str, values: dict) -> bool:
+    """Whether a run with the config ``values`` (plain nested dicts) reads the key at ``path``;
+    keys this version does not know count as read."""
+    known = KEYS.get(path)
+    if known is None or known.info is None:
+        return True
+    return sampler_reads(values.get("sampler", {}), known.info.reads)
 
 
 _BASE_KEY = "base"
@@ -300,34 +444,37 @@ def _build(cls: type, values: dict, prefix: str = "") -> Any:
     hints = get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
-    for key, value in values.items():
-        if key not in hints:
-            raise _unknown_key(prefix, key, names)
-        kwargs[key] = _convert(value, hints[key], f"{prefix}.{key}" if prefix else key)
+    for name, value in values.items():
+        path = f"{prefix}.{name}" if prefix else str(name)
+        if path in MOVED_KEYS:
+            raise ConfigError(f"config key '{path}' is now '{MOVED_KEYS[path]}': write it there")
+        if name not in hints:
+            raise _unknown_key(prefix, name, names)
+        kwargs[name] = _convert(value, hints[name], path)
     return cls(**kwargs)
 
 
+def _check_ranges(values: dict) -> None:
+    """Every numeric key the run reads lies in its interval (``values``: the config as plain dicts)."""
+    flat = flatten(values)
+    for path, known in KEYS.items():
+        within = known.info.within if known.info is not None else None
+        value = flat[path]
+        if within is not None and value is not None and is_read(path, values) and value not in within:
+            raise ConfigError(f"config key '{path}' must be in {within}, got {value!r}")
+
+
 def _validate(cfg: Config) -> None:
-    """Cross-field checks that types alone cannot express."""
+    """Value ranges (:class:`KeyInfo`) and the cross-field checks that types alone cannot express;
+    keys the run's sampler does not read are not checked."""
+    values = config_to_dict(cfg)
+    _check_ranges(values)
     if (cfg.data.benchmark is None) == (cfg.data.split_dir is None):
         raise ConfigError(
             "set exactly one of 'data.benchmark' (a registered benchmark name) and 'data.split_dir' "
             f"(a folder of split lists); got benchmark={cfg.data.benchmark!r}, "
             f"split_dir={cfg.data.split_dir!r}"
         )
-    positive = {
-        "data.num_frames": cfg.data.num_frames, "data.crop_size": cfg.data.crop_size,
-        "sampler.num_frames": cfg.sampler.num_frames, "train.way": cfg.train.way,
-        "train.shot": cfg.train.shot, "train.query": cfg.train.query,
-        "train.episodes": cfg.train.episodes, "train.tasks_per_batch": cfg.train.tasks_per_batch,
-        "train.val_every": cfg.train.val_every, "train.ckpt_every": cfg.train.ckpt_every,
-        "train.log_every": cfg.train.log_every, "train.step_every": cfg.train.step_every,
-        "sampler.sigma_every": cfg.sampler.sigma_every, "eval.query": cfg.eval.query,
-        "eval.episodes": cfg.eval.episodes,
-    }
-    for key, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"config key '{key}' must be >= 1, got {value}")
     if cfg.sampler.num_frames > cfg.data.num_frames:
         raise ConfigError(
             f"sampler.num_frames (T={cfg.sampler.num_frames}) cannot exceed data.num_frames "
@@ -342,18 +489,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             "sampler.kind 'oracle' needs 'data.metadata': the metadata.json of a synthetic dataset"
         )
-    if not 0 <= cfg.sampler.selector_warmup < cfg.train.episodes:
+    if is_read("sampler.selector_warmup", values) and cfg.sampler.selector_warmup >= cfg.train.episodes:
         raise ConfigError(
-            f"config key 'sampler.selector_warmup' must be in [0, train.episodes = {cfg.train.episodes}) "
+            f"config key 'sampler.selector_warmup' must be below train.episodes ({cfg.train.episodes}) "
             f"so that the selector trains at all, got {cfg.sampler.selector_warmup}"
-        )
-    if cfg.data.eval_cache_mb < 0:
-        raise ConfigError(f"config key 'data.eval_cache_mb' must be >= 0 (0 turns the cache off), got {cfg.data.eval_cache_mb}")
-    if cfg.train.way < 2:
-        raise ConfigError(f"config key 'train.way' must be >= 2, got {cfg.train.way}")
-    if not 0.0 <= cfg.data.max_bad_fraction < 1.0:
-        raise ConfigError(
-            f"config key 'data.max_bad_fraction' must be in [0, 1), got {cfg.data.max_bad_fraction}"
         )
 
 
@@ -371,6 +510,30 @@ def config_to_dict(cfg: Config) -> dict:
     return dataclasses.asdict(cfg)
 
 
+def _set_path(tree: dict, path: str, value: Any) -> None:
+    """Set the dotted ``path`` of the nested mapping ``tree`` to ``value``, creating sections on the way."""
+    *parents, leaf = path.split(".")
+    for part in parents:
+        tree = tree.setdefault(part, {})
+    tree[leaf] = value
+
+
+def migrate_stored(values: dict) -> dict:
+    """A stored config (plain nested dicts, e.g. a checkpoint's or a run folder's ``config.yaml``)
+    with the keys of :data:`MOVED_KEYS` moved to their new paths; a key already at its new path wins."""
+    if not isinstance(values, dict):
+        return values
+    migrated = flatten(values)
+    for old, new in MOVED_KEYS.items():
+        if old in migrated:
+            value = migrated.pop(old)
+            migrated.setdefault(new, value)
+    nested: dict = {}
+    for path, value in migrated.items():
+        _set_path(nested, path, value)
+    return nested
+
+
 def _deep_merge(base: dict, over: dict) -> dict:
     """``over`` merged into a copy of ``base``: mappings merge recursively, anything else replaces."""
     merged = dict(base)
@@ -380,6 +543,15 @@ def _deep_merge(base: dict, over: dict) -> dict:
         else:
             merged[key] = value
     return merged
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong and where (PyYAML's own text spans several lines)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+        mark = exc.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        return f"{exc.problem}{where}"
+    return " ".join(str(exc).split())
 
 
 def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
@@ -393,7 +565,7 @@ def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from exc
     if values is None:
         values = {}
     if not isinstance(values, dict):
@@ -422,13 +594,9 @@ def apply_overrides(values: dict, overrides: Sequence[str]) -> dict:
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"override {item!r}: the value is not valid YAML: {exc}") from exc
-        *parents, leaf = key.split(".")
+            raise ConfigError(f"override {item!r}: the value is not valid YAML: {_yaml_problem(exc)}") from exc
         nested: dict = {}
-        node = nested
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
+        _set_path(nested, key, value)
         result = _deep_merge(result, nested)
     return result
 
@@ -439,6 +607,12 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     values = _read_yaml(resolve_recipe(path))
     values = apply_overrides(values, overrides)
     return config_from_dict(values, source=str(path))
+
+
+def load_saved_config(path: str | Path) -> Config:
+    """Read the ``config.yaml`` a run folder holds (:func:`save_config`), also one written before a
+    key moved (:func:`migrate_stored`)."""
+    return config_from_dict(migrate_stored(_read_yaml(Path(path))), source=str(path))
 
 
 def save_config(cfg: Config, path: str | Path) -> Path:

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from stsampler.config import config_to_dict
+from stsampler.config import Config, apply_overrides, config_from_dict, config_to_dict
 from stsampler.engine.builder import build_model
 from stsampler.engine.checkpoint import (
+    architecture_diff,
     capture_rng,
+    checkpoint_config,
     load_checkpoint,
     load_model,
     recipe_diff,
@@ -69,7 +71,7 @@ def test_learned_sampler_settings_do_not_matter_to_a_fixed_sampler(tiny_config, 
     path = tmp_path / "uniform.pt"
     _save_model(tiny_config(sampler={"kind": "uniform"}), path)
     state = load_checkpoint(path)
-    del state["config"]["sampler"]["pe_scale"]  # e.g. a key added to the config after this run
+    del state["config"]["sampler"]["experimental"]["pe_scale"]  # e.g. a key added to the config after this run
     save_checkpoint(path, state)
     load_model(path, config=tiny_config(sampler={"kind": "uniform", "max_zoom": 2.0}))
     with pytest.raises(CheckpointError, match="sampler.kind: 'uniform' -> 'learned'"):
@@ -82,7 +84,7 @@ def test_recipe_diff_skips_only_the_keys_of_components_both_runs_switch_off(tiny
         return recipe_diff(*configs)
 
     selector_only = {"spatial": False, "task_adaptive": False}
-    assert diff(selector_only, {**selector_only, "max_zoom": 2.0, "task_sample_latent": False}) == []
+    assert diff(selector_only, {**selector_only, "max_zoom": 2.0, "experimental": {"task_sample_latent": False}}) == []
     assert diff(selector_only, {**selector_only, "sigma0": 0.25}) == ["sampler.sigma0: 0.05 -> 0.25"]
     assert diff({}, {"saliency_trains_scanner": False}) == ["sampler.saliency_trains_scanner: True -> False"]
     # Switching the component itself is a change, and so are its keys then.
@@ -125,9 +127,43 @@ def test_a_checkpoint_from_before_a_new_config_key_loads_with_its_default(tiny_c
     path = tmp_path / "old.pt"
     model = _save_model(cfg, path)
     state = load_checkpoint(path)
-    del state["config"]["sampler"]["pe_scale"], state["config"]["sampler"]["task_sample_latent"]
+    del state["config"]["sampler"]["experimental"]["pe_scale"], state["config"]["sampler"]["saliency_trains_scanner"]
     save_checkpoint(path, state)
     loaded, loaded_cfg = load_model(path)
     assert config_to_dict(loaded_cfg) == config_to_dict(cfg)
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
     load_model(path, config=cfg)
+
+
+def _differing(*overrides: str) -> tuple[dict, dict]:
+    """The default config (learned sampler, every component on) and it with ``overrides``, as dicts."""
+    base = config_to_dict(Config())
+    return base, apply_overrides(base, overrides)
+
+
+def test_each_role_is_checked_where_it_belongs() -> None:
+    network = ("sampler.max_zoom=2.0", "sampler.experimental.pe_scale=1.0", "model.head=otam")
+    learning = ("sampler.sigma0=0.25", "sampler.experimental.noise=gumbel", "train.lr=0.5", "data.num_frames=8")
+    runtime = ("data.workers=0", "data.eval_cache_mb=0", "train.device=cpu", "train.log_every=1", "name=other")
+    assert architecture_diff(*_differing(*network)) == [
+        "model.head: 'protonet' -> 'otam'", "sampler.experimental.pe_scale: 0.1 -> 1.0", "sampler.max_zoom: 4.0 -> 2.0"
+    ]
+    assert recipe_diff(*_differing(*network)) == architecture_diff(*_differing(*network))
+    assert architecture_diff(*_differing(*learning)) == []
+    assert recipe_diff(*_differing(*learning)) == [
+        "data.num_frames: 16 -> 8", "sampler.experimental.noise: 'normal' -> 'gumbel'", "sampler.sigma0: 0.05 -> 0.25",
+        "train.lr: 0.001 -> 0.5",
+    ]
+    assert recipe_diff(*_differing(*runtime)) == []
+    # A key this version does not know is never silently dropped.
+    saved, requested = _differing("sampler.future_switch=true")
+    assert architecture_diff(saved, requested) == recipe_diff(saved, requested) == ["sampler.future_switch: None -> True"]
+
+
+def test_a_checkpoint_from_before_the_experimental_section_loads(tiny_config) -> None:
+    """Checkpoints written when the experiment-only switches were flat ``sampler.<key>`` keys."""
+    values = config_to_dict(tiny_config(sampler={"kind": "learned"}))
+    values["sampler"].update({**values["sampler"].pop("experimental"), "pe_scale": 1.0, "control_variate": False})
+    cfg = checkpoint_config({"config": values}, "old.pt")
+    assert cfg.sampler.experimental.pe_scale == 1.0 and cfg.sampler.experimental.control_variate is False
+    assert cfg == config_from_dict(config_to_dict(cfg))

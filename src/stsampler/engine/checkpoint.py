@@ -14,15 +14,23 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from stsampler.config import Config, config_from_dict, config_to_dict
+from stsampler.config import (
+    ARCHITECTURE,
+    KEYS,
+    TRAINING,
+    Config,
+    config_from_dict,
+    config_to_dict,
+    flatten,
+    is_read,
+    migrate_stored,
+)
 from stsampler.engine.builder import build_model
 from stsampler.errors import CheckpointError, ConfigError
 from stsampler.io import atomic_torch_save, load_torch_file
@@ -31,26 +39,6 @@ from stsampler.models.recognizer import FewShotRecognizer
 CHECKPOINT_DIR = "checkpoints"
 BEST = "best.pt"
 LAST = "last.pt"
-
-# Config keys that do not change the weights' layout or what a forward pass computes.
-_NOT_ARCHITECTURE = {
-    "model": {"pretrained", "weights_path", "aux_weight"},
-    "sampler": {"scanner_pretrained", "num_samples", "sigma0", "sigma_decay", "sigma_every", "sigma_min",
-                "noise", "control_variate", "selector_warmup", "task_sample_latent", "soft_saliency",
-                "saliency_trains_scanner"},
-}
-# The only sampler keys that matter when neither config uses the learned sampler (the others have no weights).
-_FIXED_SAMPLER_KEYS = {"kind", "num_frames"}
-# Keys that cannot change what a run learns or measures: loading processes, evaluation cache, device, logging.
-_NOT_RECIPE = {"data.workers", "data.eval_cache_mb", "train.device", "train.log_every"}
-# Sampler keys read only by one component of the learned sampler: unused while that switch is off.
-_COMPONENT_KEYS = {
-    "temporal": {"num_samples", "sigma0", "sigma_decay", "sigma_every", "sigma_min", "noise", "control_variate",
-                 "pe_scale", "selector_warmup"},
-    "spatial": {"saliency", "max_zoom", "soft_saliency", "saliency_trains_scanner"},
-    "task_adaptive": {"task_residual", "task_sample_latent"},
-}
-
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     """Write ``state`` atomically (a crash mid-write leaves the previous file intact)."""
@@ -84,20 +72,9 @@ def resolve_checkpoint(path_or_run_dir: str | os.PathLike) -> Path:
     return path
 
 
-def _flatten(values: dict, prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        path = f"{prefix}.{key}" if prefix else key
-        if isinstance(value, dict) and value and key != "head_args":
-            flat.update(_flatten(value, path))
-        else:
-            flat[path] = value
-    return flat
-
-
 def architecture_diff(saved: dict, requested: dict) -> list[str]:
-    """The ``model.*`` / ``sampler.*`` keys whose values differ in a way that changes the network
-    (training-only keys and sampler keys that neither config reads are skipped).
+    """The keys of role :data:`~stsampler.config.ARCHITECTURE` whose values differ, except keys that
+    neither config reads (e.g. a fixed sampler's learned-sampler settings).
 
     Args:
         saved, requested: configs as plain dicts (:func:`config_to_dict`).
@@ -105,50 +82,31 @@ def architecture_diff(saved: dict, requested: dict) -> list[str]:
     Returns:
         ``"key: saved -> requested"`` for each differing key, sorted.
     """
-    diffs = []
-    for section, ignored in _NOT_ARCHITECTURE.items():
-
-        def matters(key: str) -> bool:
-            return key.split(".")[1] not in ignored and not _unread_by_both(key, saved, requested)
-
-        diffs += _differences(
-            _flatten(saved.get(section, {}), section), _flatten(requested.get(section, {}), section), matters
-        )
-    return diffs
-
-
-def _differences(old: dict[str, Any], new: dict[str, Any], matters: Callable[[str], bool]) -> list[str]:
-    """``"key: old -> new"`` for each flattened key that ``matters`` and differs, sorted by key."""
-    return [
-        f"{key}: {old.get(key)!r} -> {new.get(key)!r}"
-        for key in sorted(old.keys() | new.keys())
-        if matters(key) and old.get(key) != new.get(key)
-    ]
-
-
-def _sampler_reads(sampler: dict, name: str) -> bool:
-    """Whether a run with this ``sampler`` section reads its key ``name``: a sampler without weights
-    reads only ``_FIXED_SAMPLER_KEYS``, the learned one all but the keys of its components switched off."""
-    if sampler.get("kind") != "learned":
-        return name in _FIXED_SAMPLER_KEYS
-    return not any(name in keys and not sampler.get(switch, True) for switch, keys in _COMPONENT_KEYS.items())
-
-
-def _unread_by_both(key: str, saved: dict, requested: dict) -> bool:
-    """Whether the flattened ``key`` is a ``sampler.*`` key that neither config (plain dicts) reads."""
-    section, _, rest = key.partition(".")
-    name = rest.split(".")[0]
-    return section == "sampler" and not any(_sampler_reads(c.get("sampler", {}), name) for c in (saved, requested))
+    return _differences(saved, requested, {ARCHITECTURE})
 
 
 def recipe_diff(saved: dict, requested: dict) -> list[str]:
     """The keys whose values differ between two whole configs (plain dicts, :func:`config_to_dict`),
-    except those that cannot change a run's result (including sampler keys that neither run reads,
-    e.g. the amplifier's when both switch it off): ``"key: saved -> requested"``, sorted."""
-    return _differences(
-        _flatten(saved), _flatten(requested),
-        lambda key: key not in _NOT_RECIPE and not _unread_by_both(key, saved, requested),
-    )
+    except :data:`~stsampler.config.RUNTIME` keys, which cannot change a run's result, and keys that
+    neither run reads (e.g. the amplifier's when both switch it off): ``"key: saved -> requested"``, sorted."""
+    return _differences(saved, requested, {ARCHITECTURE, TRAINING})
+
+
+def _differences(saved: dict, requested: dict, roles: set[str]) -> list[str]:
+    """``"key: saved -> requested"`` for each key of one of ``roles`` (keys this version does not
+    know count as any role) that at least one config reads and whose values differ, sorted by key."""
+    old, new = flatten(saved), flatten(requested)
+
+    def matters(path: str) -> bool:
+        known = KEYS.get(path)
+        role_matches = known is None or known.info is None or known.info.role in roles
+        return role_matches and (is_read(path, saved) or is_read(path, requested))
+
+    return [
+        f"{path}: {old.get(path)!r} -> {new.get(path)!r}"
+        for path in sorted(old.keys() | new.keys())
+        if old.get(path) != new.get(path) and matters(path)
+    ]
 
 
 def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -170,9 +128,10 @@ def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: s
 
 
 def checkpoint_config(state: dict, source: str) -> Config:
-    """The :class:`Config` stored in a checkpoint; keys added since it was written take their defaults."""
+    """The :class:`Config` stored in a checkpoint; keys added since it was written take their
+    defaults, keys moved since are read at their old paths (:func:`migrate_stored`)."""
     try:
-        return config_from_dict(state["config"], source=f"config stored in {source}")
+        return config_from_dict(migrate_stored(state["config"]), source=f"config stored in {source}")
     except ConfigError as exc:
         raise CheckpointError(f"{source} holds a config this version cannot read: {exc}") from exc
 
