@@ -8,8 +8,15 @@ first and the file's own keys are deep-merged over them. ``key.sub=value`` overr
 last, each value parsed as YAML (``train.lr=0.01``, ``sampler.kind=uniform``, ``data.flip=null``).
 
 Every key is checked against the dataclasses: an unknown key raises :class:`ConfigError` naming the
-key path and the closest known key; a value of the wrong type raises :class:`ConfigError` naming the
-key, the expected type and the value. All of this happens before anything long starts.
+key path and the closest known key; a value of the wrong type, or a number outside its range, raises
+:class:`ConfigError` naming the key, the expected type or range and the value. All of this happens
+before anything long starts.
+
+Each key describes itself (:class:`KeyInfo`, in its field's metadata): its role for checkpoints and
+run folders (architecture, training or runtime), for sampler keys the component that reads it, and
+the range of a number. The checkpoint and run-folder checks
+(:func:`stsampler.engine.checkpoint.architecture_diff`, ``recipe_diff``) and the range checks walk
+it; keys of a sampler component that a run does not use are neither checked nor compared.
 
 Units: every count of training progress (``episodes``, ``val_every``, ``ckpt_every``, ``warmup``,
 ``step_every``, ``sigma_every``) is in episodes; ``log_every`` is in optimiser steps.
@@ -56,6 +63,7 @@ class Interval:
 
     @classmethod
     def parse(cls, text: str) -> Interval:
+        """Read ``[low, high]`` with a bracket or parenthesis at either end (``inf`` for no bound)."""
         match = re.fullmatch(r"([\[(])\s*([^,\s]+)\s*,\s*([^,\s]+)\s*([\])])", text.strip())
         if match is None:
             raise ValueError(f"not an interval: {text!r} (write e.g. '[0, 1)' or '(0, inf)')")
