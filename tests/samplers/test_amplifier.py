@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from stsampler.errors import ConfigError
-from stsampler.samplers.amplifier import SpatialAmplifier, minmax_normalise, saliency_code, saliency_paper
+from stsampler.ops.encoding import minmax_normalise
+from stsampler.samplers.amplifier import SpatialAmplifier, saliency_code, saliency_paper
 
 CHANNELS = (4, 6, 8)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from stsampler.ops.topk import hard_topk
-from stsampler.samplers.selector import TemporalSelector, sinusoidal_encoding
+from stsampler.samplers.selector import TemporalSelector
 
 B, M, T, D, HIDDEN = 6, 8, 4, 16, 32
 
@@ -14,14 +14,6 @@ def make(**kwargs: object) -> tuple[TemporalSelector, torch.Tensor, torch.Tensor
     selector = TemporalSelector(feature_dim=D, num_frames=T, hidden=HIDDEN, num_samples=64, **kwargs)
     features = torch.randn(B, M, D)
     return selector, features, features.mean(dim=1)
-
-
-def test_sinusoidal_encoding() -> None:
-    pe = sinusoidal_encoding(5, 8)
-    assert pe.shape == (5, 8)
-    torch.testing.assert_close(pe[0], torch.tensor([0.0, 1.0] * 4))
-    assert torch.all(pe.abs() <= 1.0)
-    assert len({tuple(row.tolist()) for row in pe}) == 5
 
 
 def test_scores_are_minmax_normalised() -> None:

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Sequence
 
 from stsampler.config import Config, apply_overrides, config_from_dict, config_to_dict, load_config
-from stsampler.data.events import EventScorer
 from stsampler.data.episodes import load_episodes, save_episodes
 from stsampler.engine import distributed
 from stsampler.engine.builder import build_dataset
 from stsampler.engine.checkpoint import CHECKPOINT_DIR, LAST, load_model, recipe_diff, resolve_checkpoint
 from stsampler.engine.evaluate import evaluate, make_episodes, resolve_amp
+from stsampler.engine.metrics import EventScorer
 from stsampler.engine.train import train
 from stsampler.errors import ConfigError
 from stsampler.io import atomic_write_json, file_sha256

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stsampler.errors import ConfigError
+from stsampler.ops.encoding import sinusoidal_encoding
 
 
 class FewShotHead(nn.Module):
@@ -220,16 +221,6 @@ class _TupleCrossAttention(nn.Module):
         scores = torch.einsum("qpe,nre->qnpr", query_keys, support_keys) / math.sqrt(query_keys.shape[-1])
         prototypes = torch.einsum("qnpr,nre->qnpe", scores.softmax(-1), support_values)  # [Q, way, P, E]
         return (query_values.unsqueeze(1) - prototypes).pow(2).sum(-1).mean(-1)
-
-
-def sinusoidal_encoding(length: int, dim: int) -> torch.Tensor:
-    """Sinusoidal position encoding ``[length, dim]`` (Vaswani et al. 2017)."""
-    position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
-    frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    encoding = torch.zeros(length, dim)
-    encoding[:, 0::2] = torch.sin(position * frequency)
-    encoding[:, 1::2] = torch.cos(position * frequency[: dim // 2])
-    return encoding
 
 
 class TRXHead(FewShotHead):

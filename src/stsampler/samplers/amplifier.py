@@ -16,16 +16,9 @@ from torch import nn
 
 from stsampler.errors import ConfigError
 from stsampler.ops.amplify import amplify, amplify_grid
+from stsampler.ops.encoding import minmax_normalise
 
 SALIENCY_VARIANTS = ("paper", "code")
-_EPS = 1e-6
-
-
-def minmax_normalise(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
-    """Rescale ``x`` to [0, 1] over ``dims`` (a constant slice becomes all zeros)."""
-    low = x.amin(dim=dims, keepdim=True)
-    high = x.amax(dim=dims, keepdim=True)
-    return (x - low) / (high - low + _EPS)
 
 
 def _upsample(maps: Sequence[torch.Tensor], size: tuple[int, int]) -> list[torch.Tensor]:

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from stsampler.errors import ConfigError, StsamplerError
 from stsampler.samplers.amplifier import SpatialAmplifier
 from stsampler.samplers.base import FrameSampler, SamplerOutput
-from stsampler.samplers.baselines import gather_frames, jittered_indices, uniform_indices
+from stsampler.data.indices import jittered_indices, uniform_indices
+from stsampler.samplers.baselines import gather_frames
 from stsampler.samplers.scanner import Scanner
 from stsampler.samplers.selector import TemporalSelector
 from stsampler.samplers.task_learner import TaskAdaptiveLearner, TaskParams

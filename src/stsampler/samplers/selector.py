@@ -6,26 +6,14 @@ Training selects with the differentiable perturbed top-k, evaluation with the ha
 """
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stsampler.ops.encoding import minmax_normalise, sinusoidal_encoding
 from stsampler.ops.topk import hard_topk, perturbed_topk
-from stsampler.samplers.amplifier import minmax_normalise
-
-
-def sinusoidal_encoding(num_positions: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
-    """Transformer position encoding ``[num_positions, dim]`` for an even ``dim``.
-
-    Channel 2j of position i holds ``sin(i / 10000^(2j / dim))``, channel 2j + 1 the matching cosine.
-    """
-    position = torch.arange(num_positions, device=device, dtype=torch.float32)[:, None]
-    freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    angle = position * freq
-    return torch.stack([torch.sin(angle), torch.cos(angle)], dim=-1).flatten(1)
 
 
 class Selection(NamedTuple):
