@@ -56,6 +56,19 @@ class DataConfig:
 
 
 @dataclass
+class SamplerExperiments:
+    """Experiment-only sampler switches (``sampler.experimental.<key>``); no recipe sets them."""
+
+    soft_saliency: bool = True
+    task_sample_latent: bool = True
+    task_residual: bool = True
+    control_variate: bool = True
+    scanner_freeze_bn: bool | None = None
+    noise: Literal["normal", "gumbel"] = "normal"
+    pe_scale: float = 0.1
+
+
+@dataclass
 class SamplerConfig:
     """The frame sampler: a baseline or the learned spatial-temporal sampler (method.md 2-5).
 
@@ -87,21 +100,15 @@ class SamplerConfig:
     scanner_arch: str = "shufflenet_v2_x0_5"
     scanner_pretrained: bool = True
     scan_size: int = 64
-    scanner_freeze_bn: bool | None = None
     max_zoom: float = 4.0
     num_samples: int = 500
     sigma0: float = 0.05
     sigma_decay: float = 0.8
     sigma_every: int = 1000
     sigma_min: float = 0.01
-    noise: Literal["normal", "gumbel"] = "normal"
-    control_variate: bool = True
-    pe_scale: float = 0.1
-    task_residual: bool = True
-    task_sample_latent: bool = True
-    soft_saliency: bool = True
     saliency_trains_scanner: bool = True
     selector_warmup: int = 0
+    experimental: SamplerExperiments = field(default_factory=SamplerExperiments)
 
 
 @dataclass
