@@ -8,22 +8,22 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from stsampler.config import SamplerConfig
 from stsampler.data.indices import spread_indices, uniform_indices
-from stsampler.samplers.base import FrameSampler, SamplerOutput
-
-
-def gather_frames(clips: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-    """Pick frames: ``clips [B, M, ...]``, ``indices [B, T]`` -> ``[B, T, ...]``."""
-    rows = torch.arange(clips.shape[0], device=clips.device)[:, None]
-    return clips[rows, indices.to(clips.device)]
+from stsampler.samplers.base import FrameSampler, SamplerOutput, gather_frames
 
 
 class UniformSampler(FrameSampler):
     """The centre of each of T equal segments of the M dense frames."""
 
-    def __init__(self, num_frames: int = 8) -> None:
+    def __init__(self, num_frames: int) -> None:
         super().__init__()
         self.num_frames = num_frames
+
+    @classmethod
+    def from_config(cls, cfg: SamplerConfig, seed: int = 0) -> UniformSampler:
+        """T = ``cfg.num_frames`` segment centres (``seed`` is unused)."""
+        return cls(cfg.num_frames)
 
     def forward(self, clips: torch.Tensor, is_support: torch.Tensor) -> SamplerOutput:
         """``clips [B, M, 3, H, W]`` -> T frames per video; ``is_support`` is unused."""
@@ -42,10 +42,15 @@ class RandomSampler(FrameSampler):
         generator: a generator to draw from instead.
     """
 
-    def __init__(self, num_frames: int = 8, seed: int = 0, generator: torch.Generator | None = None) -> None:
+    def __init__(self, num_frames: int, seed: int = 0, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.num_frames = num_frames
         self.generator = generator if generator is not None else torch.Generator().manual_seed(seed)
+
+    @classmethod
+    def from_config(cls, cfg: SamplerConfig, seed: int = 0) -> RandomSampler:
+        """T = ``cfg.num_frames`` random frames from a generator seeded with ``seed``."""
+        return cls(cfg.num_frames, seed=seed)
 
     def forward(self, clips: torch.Tensor, is_support: torch.Tensor) -> SamplerOutput:
         """``clips [B, M, 3, H, W]`` -> T frames per video; ``is_support`` is unused."""
@@ -73,10 +78,15 @@ class MotionSampler(FrameSampler):
         motion_size: side of the downscaled copy the motion is measured on.
     """
 
-    def __init__(self, num_frames: int = 8, motion_size: int = 32) -> None:
+    def __init__(self, num_frames: int, motion_size: int = 32) -> None:
         super().__init__()
         self.num_frames = num_frames
         self.motion_size = motion_size
+
+    @classmethod
+    def from_config(cls, cfg: SamplerConfig, seed: int = 0) -> MotionSampler:
+        """T = ``cfg.num_frames`` motion-guided frames (``seed`` is unused)."""
+        return cls(cfg.num_frames)
 
     def motion(self, clips: torch.Tensor) -> torch.Tensor:
         """Per-frame motion ``[B, M]`` of ``clips [B, M, C, H, W]`` (0 for the first frame)."""
