@@ -59,3 +59,18 @@ def test_config_defaults_are_the_api_defaults() -> None:
     sampler = STSampler.from_config(SamplerConfig(scanner_pretrained=False))
     assert sampler.selector.control_variate and sampler.task_learner.residual and sampler.soft_saliency
     assert not sampler.scanner.freeze_bn  # a scanner trained from scratch learns its statistics
+
+
+def test_state_dict_layout_is_what_checkpoints_hold() -> None:
+    """Checkpoints written before the sampler was assembled from parts name these tensors."""
+    state = build_sampler(SamplerConfig(scanner_pretrained=False)).state_dict()
+    own = {k: tuple(v.shape) for k, v in state.items() if not k.startswith("scanner.")}
+    assert own == {
+        "selector.w2": (512,), "selector.w1.weight": (512, 2048), "selector.w1.bias": (512,),
+        "amplifier.w_s": (336,),
+        "task_learner.encoder.0.weight": (256, 1024), "task_learner.encoder.0.bias": (256,),
+        "task_learner.encoder.2.weight": (256, 256), "task_learner.encoder.2.bias": (256,),
+        "task_learner.gen_ts.weight": (512, 128), "task_learner.gen_ts.bias": (512,),
+        "task_learner.gen_sa.weight": (336, 128), "task_learner.gen_sa.bias": (336,),
+    }
+    assert sum(k.startswith("scanner.") for k in state) == 336
