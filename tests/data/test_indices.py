@@ -6,7 +6,12 @@ import math
 import pytest
 import torch
 
-from stsampler.data.indices import jittered_indices, segment_indices, spread_indices, uniform_indices
+from stsampler.data.indices import (
+    jittered_indices,
+    segment_indices,
+    spread_indices,
+    uniform_indices,
+)
 
 CASES = [(300, 16), (250, 8), (16, 16), (17, 16), (100, 3), (1000, 32), (33, 7)]
 

@@ -214,25 +214,24 @@ def test_trx_matches_the_reference_form() -> None:
     support, labels, query = make_episode(shots=shots, queries_per_class=1, frames=frames, dim=dim)
     torch.manual_seed(0)
     head = build_head("trx", dim, frames, cardinalities=[1, 2], proj_dim=5).eval()
-    pe = head.position
+
+    def keys_values(attention, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = torch.stack([(video + head.position)[t].flatten() for t in attention.tuples.tolist()])  # [P, c*D]
+        return attention.key_norm(attention.key(rows)), attention.value(rows)
+
     distances = []
     for attention in head.attentions:
-        tuples = attention.tuples.tolist()
-
-        def keys_values(video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            rows = torch.stack([(video + pe)[list(t)].flatten() for t in tuples])  # [P, c*D]
-            return attention.key_norm(attention.key(rows)), attention.value(rows)
-
+        num_tuples = attention.tuples.shape[0]
         distance = torch.zeros(WAY, WAY)
         for q in range(WAY):
-            query_keys, query_values = keys_values(query[q])
+            query_keys, query_values = keys_values(attention, query[q])
             for c in range(WAY):
-                class_kv = [keys_values(support[s]) for s in range(len(labels)) if labels[s] == c]
+                class_kv = [keys_values(attention, support[s]) for s in range(len(labels)) if labels[s] == c]
                 keys = torch.cat([k for k, _ in class_kv])  # [K*P, E]
                 values = torch.cat([v for _, v in class_kv])
                 weights = (query_keys @ keys.T / 5**0.5).softmax(-1)  # one softmax over the class's tuples
                 prototypes = weights @ values  # [P, E]
-                distance[q, c] = (query_values - prototypes).square().sum() / len(tuples)
+                distance[q, c] = (query_values - prototypes).square().sum() / num_tuples
         distances.append(distance)
     expected = -(distances[0] + distances[1]) / 2  # the mean over cardinalities
     torch.testing.assert_close(head(support, labels, query, WAY), expected, atol=1e-5, rtol=1e-5)

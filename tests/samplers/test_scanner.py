@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from stsampler.errors import ConfigError
 from stsampler.config import SamplerConfig, SamplerExperiments
+from stsampler.errors import ConfigError
 from stsampler.samplers.scanner import Scanner, build_scanner
 
 

@@ -12,7 +12,7 @@ of its class event and the event's box in each of those frames.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torchvision.ops import roi_align

@@ -9,8 +9,8 @@ import logging
 from stsampler.config import Config
 from stsampler.data.dataset import VideoDataset
 from stsampler.data.events import OracleDataset
-from stsampler.data.synthetic import load_metadata
 from stsampler.data.splits import BENCHMARKS, Split, load_benchmark_split
+from stsampler.data.synthetic import load_metadata
 from stsampler.data.transforms import ClipTransform
 from stsampler.errors import DatasetError
 from stsampler.models.backbones import build_backbone

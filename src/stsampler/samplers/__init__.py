@@ -5,6 +5,6 @@ from stsampler.samplers.learned import SamplePlan, STSampler
 from stsampler.samplers.registry import SAMPLERS, build_sampler
 
 __all__ = [
-    "FrameSampler", "SamplerOutput", "SamplePlan", "STSampler", "UniformSampler", "RandomSampler", "MotionSampler",
-    "SAMPLERS", "build_sampler",
+    "SAMPLERS", "FrameSampler", "MotionSampler", "RandomSampler", "STSampler", "SamplePlan", "SamplerOutput",
+    "UniformSampler", "build_sampler",
 ]

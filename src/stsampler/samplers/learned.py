@@ -31,7 +31,11 @@ from stsampler.samplers.amplifier import SpatialAmplifier, build_amplifier
 from stsampler.samplers.base import FrameSampler, SamplerOutput, gather_frames
 from stsampler.samplers.scanner import Scanner, build_scanner
 from stsampler.samplers.selector import TemporalSelector, build_selector
-from stsampler.samplers.task_learner import TaskAdaptiveLearner, TaskParams, build_task_learner
+from stsampler.samplers.task_learner import (
+    TaskAdaptiveLearner,
+    TaskParams,
+    build_task_learner,
+)
 
 
 class SamplePlan(NamedTuple):

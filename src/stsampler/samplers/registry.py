@@ -5,7 +5,7 @@ line here (plus its name in ``SamplerConfig.kind``).
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from stsampler.config import SamplerConfig
 from stsampler.errors import ConfigError
