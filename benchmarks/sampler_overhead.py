@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import resnet50
 
+from stsampler.config import SamplerConfig, SamplerExperiments
 from stsampler.samplers.baselines import UniformSampler
 from stsampler.samplers.base import FrameSampler
 from stsampler.samplers.learned import STSampler
@@ -73,14 +74,11 @@ def run(videos: int, repeats: int) -> list[str]:
     backbone = build_backbone()
     samplers: dict[str, FrameSampler] = {
         "uniform": UniformSampler(SELECTED),
-        "STSampler (paper saliency)": STSampler(SELECTED, saliency="paper"),
-        "STSampler (code saliency, not task-adaptive)": STSampler(
-            SELECTED, saliency="code", task_adaptive=False
+        "STSampler (paper saliency)": STSampler.from_config(_sampler_config(saliency="paper")),
+        "STSampler (code saliency, not task-adaptive)": STSampler.from_config(
+            _sampler_config(saliency="code", task_adaptive=False)
         ),
     }
-    for sampler in samplers.values():
-        if isinstance(sampler, STSampler):
-            sampler.generator = torch.Generator().manual_seed(0)
 
     def evaluate(sampler: FrameSampler, net: nn.Module | None) -> Callable[[], None]:
         def fn() -> None:
@@ -154,6 +152,13 @@ def run(videos: int, repeats: int) -> list[str]:
         "|---|---|---|---|---|",
         *time_rows,
     ]
+
+
+def _sampler_config(**keys) -> SamplerConfig:
+    """The learned sampler at this benchmark's T, random-init scanner, without the top-k's control variate."""
+    return SamplerConfig(
+        num_frames=SELECTED, scanner_pretrained=False, experimental=SamplerExperiments(control_variate=False), **keys
+    )
 
 
 def main() -> None:

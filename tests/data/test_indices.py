@@ -1,4 +1,4 @@
-"""segment_indices: TSN segment sampling for the dense scan and the uniform baseline."""
+"""Frame-index helpers: TSN segment sampling and the batched picks of T of M dense frames."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,12 @@ import math
 import pytest
 import torch
 
-from stsampler.data.indices import segment_indices
+from stsampler.data.indices import (
+    jittered_indices,
+    segment_indices,
+    spread_indices,
+    uniform_indices,
+)
 
 CASES = [(300, 16), (250, 8), (16, 16), (17, 16), (100, 3), (1000, 32), (33, 7)]
 
@@ -89,3 +94,24 @@ def test_invalid_arguments():
         segment_indices(-3, 8)
     with pytest.raises(ValueError):
         segment_indices(10, 0)
+
+
+def test_spread_indices() -> None:
+    pushed = spread_indices(torch.tensor([[3, 3, 3, 3], [0, 0, 7, 7], [1, 2, 5, 6]]), 8)
+    assert pushed.tolist() == [[3, 4, 5, 6], [0, 1, 6, 7], [1, 2, 5, 6]]
+    assert spread_indices(torch.tensor([[0, 2, 5, 5]]), 3).tolist() == [[0, 2, 2, 2]]
+
+
+def test_jittered_indices_take_one_frame_per_segment() -> None:
+    draws = jittered_indices(16, 4, 200, torch.Generator().manual_seed(0))
+    segment = draws // 4
+    assert draws.shape == (200, 4) and torch.equal(segment, torch.arange(4).expand(200, 4))
+    assert all(torch.unique(draws[:, t]).numel() == 4 for t in range(4))  # every frame of a segment is drawn
+    again = jittered_indices(16, 4, 200, torch.Generator().manual_seed(0))
+    assert torch.equal(draws, again)
+    assert jittered_indices(5, 3, 50, torch.Generator().manual_seed(1)).max() <= 4
+
+
+def test_uniform_indices_are_segment_centres_per_row() -> None:
+    indices = uniform_indices(16, 4, 3)
+    assert indices.tolist() == [[2, 6, 10, 14]] * 3 and indices.dtype == torch.int64

@@ -169,3 +169,69 @@ def test_build_head_rejects_unknown_names_and_options() -> None:
         build_head("protonet", DIM, FRAMES, metric="manhattan")
     head = build_head("trx", DIM, FRAMES, cardinalities=[2], proj_dim=4)
     assert len(head.attentions) == 1 and (head.dim, head.num_frames) == (DIM, FRAMES)
+
+
+# The reference form of each head, written loop by loop from the published method and its public
+# code's logit scale (docs/method.md section 7), on tiny features.
+
+
+def test_protonet_matches_plain_prototypes() -> None:
+    support, labels, query = make_episode(shots=2, queries_per_class=1, frames=3, dim=4)
+    head = ProtoNetHead(4, 3, scale=5.0, learn_scale=False)
+    expected = torch.zeros(WAY, WAY)
+    for q in range(WAY):
+        for c in range(WAY):
+            prototype = torch.stack([support[s].mean(0) for s in range(len(labels)) if labels[s] == c]).mean(0)
+            expected[q, c] = 5.0 * F.cosine_similarity(query[q].mean(0), prototype, dim=0)
+    torch.testing.assert_close(head(support, labels, query, WAY), expected)
+
+
+def test_otam_adds_both_directions_single_frame_by_hand() -> None:
+    # One frame per video: each direction's alignment cost is the frame distance 1 - cos itself,
+    # and the reference adds the two directions: logit = -2 (1 - cos).
+    support = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]])
+    query = torch.tensor([[[3.0, 4.0]]])
+    logits = OTAMHead(2, 1)(support, torch.tensor([0, 1]), query, 2)
+    torch.testing.assert_close(logits, torch.tensor([[-2 * (1 - 0.6), -2 * (1 - 0.8)]]))
+
+
+def test_otam_matches_the_reference_form() -> None:
+    support, labels, query = make_episode(shots=2, queries_per_class=1, frames=3, dim=4)
+    head = OTAMHead(4, 3, smoothing=0.1)
+    expected = torch.zeros(WAY, WAY)
+    for q in range(WAY):
+        costs = []
+        for s in range(len(labels)):
+            dist = 1 - F.cosine_similarity(query[q][:, None, :], support[s][None, :, :], dim=-1)  # [T, T]
+            costs.append(reference_otam(dist, 0.1) + reference_otam(dist.T, 0.1))
+        for c in range(WAY):
+            expected[q, c] = -torch.stack([costs[s] for s in range(len(labels)) if labels[s] == c]).mean()
+    torch.testing.assert_close(head(support, labels, query, WAY), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_trx_matches_the_reference_form() -> None:
+    frames, dim, shots = 3, 4, 2
+    support, labels, query = make_episode(shots=shots, queries_per_class=1, frames=frames, dim=dim)
+    torch.manual_seed(0)
+    head = build_head("trx", dim, frames, cardinalities=[1, 2], proj_dim=5).eval()
+
+    def keys_values(attention, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = torch.stack([(video + head.position)[t].flatten() for t in attention.tuples.tolist()])  # [P, c*D]
+        return attention.key_norm(attention.key(rows)), attention.value(rows)
+
+    distances = []
+    for attention in head.attentions:
+        num_tuples = attention.tuples.shape[0]
+        distance = torch.zeros(WAY, WAY)
+        for q in range(WAY):
+            query_keys, query_values = keys_values(attention, query[q])
+            for c in range(WAY):
+                class_kv = [keys_values(attention, support[s]) for s in range(len(labels)) if labels[s] == c]
+                keys = torch.cat([k for k, _ in class_kv])  # [K*P, E]
+                values = torch.cat([v for _, v in class_kv])
+                weights = (query_keys @ keys.T / 5**0.5).softmax(-1)  # one softmax over the class's tuples
+                prototypes = weights @ values  # [P, E]
+                distance[q, c] = (query_values - prototypes).square().sum() / num_tuples
+        distances.append(distance)
+    expected = -(distances[0] + distances[1]) / 2  # the mean over cardinalities
+    torch.testing.assert_close(head(support, labels, query, WAY), expected, atol=1e-5, rtol=1e-5)

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from stsampler.errors import ConfigError
-from stsampler.samplers.amplifier import SpatialAmplifier, minmax_normalise, saliency_code, saliency_paper
+from stsampler.ops.encoding import minmax_normalise
+from stsampler.samplers.amplifier import SpatialAmplifier, saliency_code, saliency_paper
 
 CHANNELS = (4, 6, 8)
 
@@ -77,11 +78,11 @@ def test_gradient_reaches_w_s_through_amplify() -> None:
 
 
 def test_code_variant_has_no_parameters() -> None:
-    amplifier = SpatialAmplifier(sum(CHANNELS), "code")
+    amplifier = SpatialAmplifier(sum(CHANNELS), "code", max_zoom=4.0)
     assert not amplifier.needs_weights and len(list(amplifier.parameters())) == 0
     torch.testing.assert_close(amplifier.saliency(make_maps()), saliency_code(make_maps()))
 
 
 def test_unknown_variant() -> None:
     with pytest.raises(ConfigError):
-        SpatialAmplifier(8, "other")
+        SpatialAmplifier(8, "other", max_zoom=4.0)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from stsampler.samplers.baselines import MotionSampler, RandomSampler, UniformSampler, jittered_indices, spread_indices
+from stsampler.samplers.baselines import MotionSampler, RandomSampler, UniformSampler
 
 B, M, T = 6, 8, 4
 
@@ -45,12 +45,6 @@ def test_random_with_fewer_frames_than_t() -> None:
     assert torch.all(out.indices[:, 1:] >= out.indices[:, :-1])
 
 
-def test_spread_indices() -> None:
-    pushed = spread_indices(torch.tensor([[3, 3, 3, 3], [0, 0, 7, 7], [1, 2, 5, 6]]), 8)
-    assert pushed.tolist() == [[3, 4, 5, 6], [0, 1, 6, 7], [1, 2, 5, 6]]
-    assert spread_indices(torch.tensor([[0, 2, 5, 5]]), 3).tolist() == [[0, 2, 2, 2]]
-
-
 def test_motion_picks_frames_where_motion_is() -> None:
     m = 32
     gen = torch.Generator().manual_seed(5)
@@ -68,13 +62,3 @@ def test_motion_on_static_clip_is_uniform() -> None:
     out = MotionSampler(T)(still, torch.zeros(B, dtype=torch.bool))
     uniform = UniformSampler(T)(still, torch.zeros(B, dtype=torch.bool)).indices
     assert (out.indices - uniform).abs().max() <= 1
-
-
-def test_jittered_indices_take_one_frame_per_segment() -> None:
-    draws = jittered_indices(16, 4, 200, torch.Generator().manual_seed(0))
-    segment = draws // 4
-    assert draws.shape == (200, 4) and torch.equal(segment, torch.arange(4).expand(200, 4))
-    assert all(torch.unique(draws[:, t]).numel() == 4 for t in range(4))  # every frame of a segment is drawn
-    again = jittered_indices(16, 4, 200, torch.Generator().manual_seed(0))
-    assert torch.equal(draws, again)
-    assert jittered_indices(5, 3, 50, torch.Generator().manual_seed(1)).max() <= 4

@@ -1,10 +1,13 @@
 """STSampler: ablation switches, query independence, determinism, plan/apply, gradients."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
 
+from stsampler.config import SamplerConfig, SamplerExperiments
 from stsampler.errors import ConfigError, StsamplerError
 from stsampler.samplers.learned import STSampler
 
@@ -21,10 +24,20 @@ ABLATIONS = [  # (temporal, spatial, task_adaptive): the paper's seven rows
 ]
 
 
+EXPERIMENTAL = {f.name for f in dataclasses.fields(SamplerExperiments)}
+
+
+def config(**kwargs: object) -> SamplerConfig:
+    """A small sampler config; keys of ``SamplerExperiments`` go to ``experimental``."""
+    experimental = SamplerExperiments(**{k: v for k, v in kwargs.items() if k in EXPERIMENTAL})
+    flat = {"num_frames": T, "num_samples": 32, "scan_size": SIZE, "scanner_pretrained": False}
+    flat |= {k: v for k, v in kwargs.items() if k not in EXPERIMENTAL}
+    return SamplerConfig(**flat, experimental=experimental)
+
+
 def make(**kwargs: object) -> STSampler:
     torch.manual_seed(0)
-    options = {"num_frames": T, "num_samples": 32, "hidden": 32, "scan_size": SIZE} | kwargs
-    return STSampler(**options)
+    return STSampler.from_config(config(**kwargs))
 
 
 def clips(size: int = SIZE, seed: int = 0) -> torch.Tensor:
@@ -214,10 +227,14 @@ def test_explore_bypasses_the_selector_in_training_only() -> None:
 
 def test_task_adaptive_needs_something_to_adapt() -> None:
     with pytest.raises(ConfigError):
-        STSampler(temporal=False, spatial=False, task_adaptive=True)
+        make(temporal=False, spatial=False, task_adaptive=True)
     with pytest.raises(ConfigError):
-        STSampler(temporal=False, spatial=True, task_adaptive=True, saliency="code")
-    parameter_free = STSampler(temporal=False, spatial=True, task_adaptive=False, saliency="code")
+        make(temporal=False, spatial=True, task_adaptive=True, saliency="code")
+    learner = make().task_learner
+    scanner = make().scanner
+    with pytest.raises(ConfigError):
+        STSampler(T, scanner, None, None, learner, soft_saliency=True, saliency_trains_scanner=True)
+    parameter_free = make(temporal=False, spatial=True, task_adaptive=False, saliency="code")
     assert parameter_free.task_learner is None and parameter_free.selector is None
     assert list(parameter_free.amplifier.parameters()) == []
 

@@ -5,14 +5,20 @@ import pytest
 import torch
 from torch import nn
 
+from stsampler.config import SamplerConfig, SamplerExperiments
 from stsampler.errors import ConfigError
-from stsampler.samplers.scanner import Scanner
+from stsampler.samplers.scanner import Scanner, build_scanner
+
+
+def make(**kwargs: object) -> Scanner:
+    options = {"arch": "shufflenet_v2_x0_5", "pretrained": False, "scan_size": 64, "freeze_bn": True} | kwargs
+    return Scanner(**options)
 
 
 @pytest.fixture(scope="module")
 def scanner() -> Scanner:
     torch.manual_seed(0)
-    return Scanner().eval()
+    return make().eval()
 
 
 def test_shapes_at_scan_size(scanner: Scanner) -> None:
@@ -31,7 +37,7 @@ def test_input_is_resized_to_scan_size(scanner: Scanner) -> None:
 
 
 def test_other_scan_size_keeps_map_size() -> None:
-    out = Scanner(scan_size=96, map_size=16).eval()(torch.randn(1, 3, 96, 96))
+    out = make(scan_size=96, map_size=16).eval()(torch.randn(1, 3, 96, 96))
     assert tuple(out.maps[0].shape[-2:]) == (16, 16)
     assert tuple(out.maps[1].shape[-2:]) == (12, 12)
 
@@ -50,12 +56,12 @@ def test_channels_last_matches(scanner: Scanner) -> None:
 
 
 def test_frozen_batch_norm_makes_frames_independent() -> None:
-    scanner = Scanner().train()
+    scanner = make().train()
     assert scanner.training
     assert all(not m.training for m in scanner.modules() if isinstance(m, nn.BatchNorm2d))
     frames = torch.randn(4, 3, 64, 64)
     torch.testing.assert_close(scanner(frames[:2]).features, scanner(frames).features[:2])
-    unfrozen = Scanner(freeze_bn=False).train()
+    unfrozen = make(freeze_bn=False).train()
     assert any(m.training for m in unfrozen.modules() if isinstance(m, nn.BatchNorm2d))
 
 
@@ -65,11 +71,27 @@ def test_no_download_without_pretrained(monkeypatch: pytest.MonkeyPatch) -> None
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
     monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
-    Scanner(pretrained=False)
+    make(pretrained=False)
     with pytest.raises(AssertionError, match="download"):
-        Scanner(pretrained=True)
+        make(pretrained=True)
 
 
 def test_unknown_arch() -> None:
     with pytest.raises(ConfigError):
-        Scanner("resnet18")
+        make(arch="resnet18")
+
+
+@pytest.mark.parametrize(("pretrained", "setting", "frozen"), [(False, None, False), (True, None, True), (False, True, True)])
+def test_builder_freezes_batch_norm_of_a_pretrained_scanner_by_default(
+    monkeypatch: pytest.MonkeyPatch, pretrained: bool, setting: bool | None, frozen: bool
+) -> None:
+    monkeypatch.setattr("torchvision.models.get_model_weights", lambda arch: None if not pretrained else _NoWeights)
+    cfg = SamplerConfig(scanner_pretrained=pretrained, scan_size=48, experimental=SamplerExperiments(scanner_freeze_bn=setting))
+    scanner = build_scanner(cfg)
+    assert scanner.freeze_bn is frozen and scanner.scan_size == 48
+
+
+class _NoWeights:
+    """Stands in for torchvision's weight enum: ``IMAGENET1K_V1`` is None, so nothing downloads."""
+
+    IMAGENET1K_V1 = None

@@ -4,24 +4,17 @@ from __future__ import annotations
 import torch
 
 from stsampler.ops.topk import hard_topk
-from stsampler.samplers.selector import TemporalSelector, sinusoidal_encoding
+from stsampler.samplers.selector import TemporalSelector
 
 B, M, T, D, HIDDEN = 6, 8, 4, 16, 32
 
 
 def make(**kwargs: object) -> tuple[TemporalSelector, torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
-    selector = TemporalSelector(feature_dim=D, num_frames=T, hidden=HIDDEN, num_samples=64, **kwargs)
+    options = {"num_samples": 64, "sigma": 0.05, "noise": "normal", "control_variate": False, "pe_scale": 0.1} | kwargs
+    selector = TemporalSelector(feature_dim=D, num_frames=T, hidden=HIDDEN, **options)
     features = torch.randn(B, M, D)
     return selector, features, features.mean(dim=1)
-
-
-def test_sinusoidal_encoding() -> None:
-    pe = sinusoidal_encoding(5, 8)
-    assert pe.shape == (5, 8)
-    torch.testing.assert_close(pe[0], torch.tensor([0.0, 1.0] * 4))
-    assert torch.all(pe.abs() <= 1.0)
-    assert len({tuple(row.tolist()) for row in pe}) == 5
 
 
 def test_scores_are_minmax_normalised() -> None:
@@ -100,8 +93,9 @@ def test_position_encoding_is_scaled_by_pe_scale() -> None:
     torch.manual_seed(0)
     same_frames = torch.randn(2, 1, 16).expand(2, 6, 16)
     video = same_frames.mean(dim=1)
-    without = TemporalSelector(feature_dim=16, num_frames=2, hidden=8, pe_scale=0.0).eval()
-    with_pe = TemporalSelector(feature_dim=16, num_frames=2, hidden=8, pe_scale=0.1).eval()
+    perturbation = {"num_samples": 8, "sigma": 0.05, "noise": "normal", "control_variate": False}
+    without = TemporalSelector(feature_dim=16, num_frames=2, hidden=8, pe_scale=0.0, **perturbation).eval()
+    with_pe = TemporalSelector(feature_dim=16, num_frames=2, hidden=8, pe_scale=0.1, **perturbation).eval()
     with_pe.load_state_dict(without.state_dict())
     # Identical frames differ only by their position: no encoding, no preference.
     assert torch.allclose(without.score(same_frames, video), torch.zeros(2, 6))

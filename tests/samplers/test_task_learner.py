@@ -13,7 +13,7 @@ D, TS, SA = 32, 16, 12
 def make(**kwargs: object) -> TaskAdaptiveLearner:
     """The paper's form (generated weights used outright) unless ``residual=True`` is passed."""
     torch.manual_seed(0)
-    options = {"residual": False} | kwargs
+    options = {"residual": False, "sample_in_train": True} | kwargs
     return TaskAdaptiveLearner(in_dim=D, hidden=24, latent=8, ts_dim=TS, sa_dim=SA, **options)
 
 
@@ -27,7 +27,6 @@ def test_shapes_and_unit_norm() -> None:
     assert out.mu.shape == (8,) and out.logvar.shape == (8,)
     torch.testing.assert_close(out.w2.norm(), torch.tensor(1.0))
     torch.testing.assert_close(out.w_s.norm(), torch.tensor(1.0))
-    assert out.kl() >= 0
 
 
 def test_eval_uses_mu() -> None:
@@ -48,13 +47,6 @@ def test_training_samples_and_is_seeded() -> None:
     assert not torch.allclose(a.w2, torch.nn.functional.normalize(learner.gen_ts(a.mu), dim=-1))
 
 
-def test_sample_in_eval_flag() -> None:
-    learner = make(sample_in_eval=True).eval()
-    a = learner(support(), generator=torch.Generator().manual_seed(7))
-    c = learner(support(), generator=torch.Generator().manual_seed(8))
-    assert not torch.allclose(a.w2, c.w2)
-
-
 def test_sample_in_train_off_uses_mu_in_training() -> None:
     learner = make(sample_in_train=False).train()
     a = learner(support(), generator=torch.Generator().manual_seed(7))
@@ -73,7 +65,7 @@ def test_context_is_the_support_mean() -> None:
 
 
 def test_disabled_generators() -> None:
-    out = TaskAdaptiveLearner(in_dim=D, ts_dim=None, sa_dim=SA, residual=False).eval()(support())
+    out = TaskAdaptiveLearner(in_dim=D, ts_dim=None, sa_dim=SA, residual=False, sample_in_train=True).eval()(support())
     assert out.w2 is None and out.w_s.shape == (SA,)
 
 

@@ -1,57 +1,26 @@
-"""Build samplers, recognisers and datasets from a :class:`~stsampler.config.Config`."""
+"""Build recognisers and datasets from a :class:`~stsampler.config.Config`.
+
+Samplers come from :func:`stsampler.samplers.registry.build_sampler` (re-exported here).
+"""
 from __future__ import annotations
 
 import logging
 
-from stsampler.config import Config, SamplerConfig
+from stsampler.config import Config
 from stsampler.data.dataset import VideoDataset
 from stsampler.data.events import OracleDataset
-from stsampler.data.synthetic import load_metadata
 from stsampler.data.splits import BENCHMARKS, Split, load_benchmark_split
+from stsampler.data.synthetic import load_metadata
 from stsampler.data.transforms import ClipTransform
 from stsampler.errors import DatasetError
 from stsampler.models.backbones import build_backbone
 from stsampler.models.heads import build_head
 from stsampler.models.recognizer import FewShotRecognizer
-from stsampler.samplers.base import FrameSampler
-from stsampler.samplers.baselines import MotionSampler, RandomSampler, UniformSampler
-from stsampler.samplers.learned import STSampler
+from stsampler.samplers.registry import build_sampler
+
+__all__ = ["build_dataset", "build_model", "build_sampler", "resolve_flip", "resolve_split"]
 
 log = logging.getLogger(__name__)
-
-
-def build_sampler(cfg: SamplerConfig, seed: int = 0) -> FrameSampler:
-    """The frame sampler named by ``cfg.kind`` (``seed`` seeds the random baseline's generator).
-
-    The oracle's clips already hold just the T event frames (:func:`build_dataset`): it takes them all.
-    """
-    if cfg.kind in ("uniform", "oracle"):
-        return UniformSampler(cfg.num_frames)
-    if cfg.kind == "random":
-        return RandomSampler(cfg.num_frames, seed=seed)
-    if cfg.kind == "motion":
-        return MotionSampler(cfg.num_frames)
-    return STSampler(
-        num_frames=cfg.num_frames,
-        temporal=cfg.temporal,
-        spatial=cfg.spatial,
-        task_adaptive=cfg.task_adaptive,
-        saliency=cfg.saliency,
-        scanner_arch=cfg.scanner_arch,
-        pretrained=cfg.scanner_pretrained,
-        scan_size=cfg.scan_size,
-        scanner_freeze_bn=cfg.scanner_freeze_bn,
-        max_zoom=cfg.max_zoom,
-        num_samples=cfg.num_samples,
-        sigma=cfg.sigma0,
-        noise=cfg.noise,
-        control_variate=cfg.control_variate,
-        pe_scale=cfg.pe_scale,
-        task_residual=cfg.task_residual,
-        task_sample_latent=cfg.task_sample_latent,
-        soft_saliency=cfg.soft_saliency,
-        saliency_trains_scanner=cfg.saliency_trains_scanner,
-    )
 
 
 def build_model(cfg: Config, num_train_classes: int) -> FewShotRecognizer:

@@ -9,7 +9,7 @@ checkpoint, of the episode list and of the event metadata, and reused while all 
 so adding a row or a training seed to a comparison evaluates only the new runs. Delete the file to
 evaluate again.
 On synthetic data the sampler's picks are also scored against the ground-truth events
-(:class:`stsampler.data.events.EventScorer`).
+(:class:`stsampler.engine.metrics.EventScorer`).
 """
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-from stsampler.config import Config, apply_overrides, config_from_dict, config_to_dict, load_config
-from stsampler.data.events import EventScorer
+from stsampler.config import Config, apply_overrides, config_from_dict, config_to_dict, load_saved_config
 from stsampler.data.episodes import load_episodes, save_episodes
 from stsampler.engine import distributed
 from stsampler.engine.builder import build_dataset
 from stsampler.engine.checkpoint import CHECKPOINT_DIR, LAST, load_model, recipe_diff, resolve_checkpoint
 from stsampler.engine.evaluate import evaluate, make_episodes, resolve_amp
+from stsampler.engine.metrics import EventScorer
 from stsampler.engine.train import train
 from stsampler.errors import ConfigError
 from stsampler.io import atomic_write_json, file_sha256
@@ -61,7 +61,7 @@ def train_variant(cfg: Config, run_dir: Path, progress: bool = True) -> None:
     """
     saved = run_dir / "config.yaml"
     if saved.is_file():
-        diffs = recipe_diff(config_to_dict(load_config(saved)), config_to_dict(cfg))
+        diffs = recipe_diff(config_to_dict(load_saved_config(saved)), config_to_dict(cfg))
         if diffs:
             raise ConfigError(
                 f"{run_dir} holds a run of another configuration ({'; '.join(diffs)}): delete that folder "

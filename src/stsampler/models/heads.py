@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stsampler.errors import ConfigError
+from stsampler.ops.encoding import sinusoidal_encoding
 
 
 class FewShotHead(nn.Module):
@@ -159,7 +160,10 @@ class OTAMHead(FewShotHead):
 
     Frame distance = 1 - cosine similarity, ``[Q, S, T, T]``; the soft OTAM alignment cost
     (:func:`soft_dtw_otam`, smoothing lambda) is computed query->support and support->query and
-    averaged; a class's logit is minus the mean cost over its support videos.
+    the two are added, as in the public OTAM code, so the logits have its scale; a class's logit is
+    minus the mean cost over its support videos. Departures from that code (``docs/method.md``
+    section 7): exact cosine (``F.normalize``) rather than a +0.01 denominator, and down steps only
+    inside the padding columns.
     """
 
     def __init__(self, dim: int, num_frames: int, smoothing: float = 0.1) -> None:
@@ -176,7 +180,7 @@ class OTAMHead(FewShotHead):
         similarity = torch.einsum("qid,sjd->qsij", F.normalize(query, dim=-1), F.normalize(support, dim=-1))
         dist = (1.0 - similarity).flatten(0, 1)  # [Q*S, T, T]
         both_directions = torch.cat([dist, dist.transpose(1, 2)])  # [2*Q*S, T, T]
-        cost = soft_dtw_otam(both_directions, self.smoothing).view(2, num_query, num_support).mean(0)
+        cost = soft_dtw_otam(both_directions, self.smoothing).view(2, num_query, num_support).sum(0)
         return -class_average(cost, support_labels, way).to(query.dtype)
 
 
@@ -222,23 +226,14 @@ class _TupleCrossAttention(nn.Module):
         return (query_values.unsqueeze(1) - prototypes).pow(2).sum(-1).mean(-1)
 
 
-def sinusoidal_encoding(length: int, dim: int) -> torch.Tensor:
-    """Sinusoidal position encoding ``[length, dim]`` (Vaswani et al. 2017)."""
-    position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
-    frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    encoding = torch.zeros(length, dim)
-    encoding[:, 0::2] = torch.sin(position * frequency)
-    encoding[:, 1::2] = torch.cos(position * frequency[: dim // 2])
-    return encoding
-
-
 class TRXHead(FewShotHead):
     """Temporal-relational cross-transformers (Perrett et al., CVPR 2021).
 
     Frame embeddings get a sinusoidal position encoding (times ``pe_scale``, then dropout), then one
     :class:`_TupleCrossAttention` per cardinality (default pairs and triples) gives a distance per
-    class; logits = minus the sum of the distances over cardinalities. Needs a balanced support set
-    (the same K for every class), which episodes always are.
+    class; logits = minus the mean of the distances over cardinalities, the public TRX code's scale
+    (``docs/method.md`` section 7). Needs a balanced support set (the same K for every class),
+    which episodes always are.
     """
 
     def __init__(
@@ -265,7 +260,7 @@ class TRXHead(FewShotHead):
         """Logits ``[Q, way]`` from support ``[S, T, D]``, labels ``[S]`` (balanced), query ``[Q, T, D]``."""
         grouped = self.dropout(group_by_class(support, support_labels, way) + self.position)
         query = self.dropout(query + self.position)
-        return -torch.stack([attention(grouped, query) for attention in self.attentions]).sum(0)
+        return -torch.stack([attention(grouped, query) for attention in self.attentions]).mean(0)
 
 
 HEADS: dict[str, type[FewShotHead]] = {"protonet": ProtoNetHead, "otam": OTAMHead, "trx": TRXHead}

@@ -2,7 +2,9 @@
 from stsampler.samplers.base import FrameSampler, SamplerOutput
 from stsampler.samplers.baselines import MotionSampler, RandomSampler, UniformSampler
 from stsampler.samplers.learned import SamplePlan, STSampler
+from stsampler.samplers.registry import SAMPLERS, build_sampler
 
 __all__ = [
-    "FrameSampler", "SamplerOutput", "SamplePlan", "STSampler", "UniformSampler", "RandomSampler", "MotionSampler",
+    "SAMPLERS", "FrameSampler", "MotionSampler", "RandomSampler", "STSampler", "SamplePlan", "SamplerOutput",
+    "UniformSampler", "build_sampler",
 ]

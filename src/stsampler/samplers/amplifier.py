@@ -14,18 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stsampler.config import SamplerConfig
 from stsampler.errors import ConfigError
 from stsampler.ops.amplify import amplify, amplify_grid
+from stsampler.ops.encoding import minmax_normalise
 
 SALIENCY_VARIANTS = ("paper", "code")
-_EPS = 1e-6
-
-
-def minmax_normalise(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
-    """Rescale ``x`` to [0, 1] over ``dims`` (a constant slice becomes all zeros)."""
-    low = x.amin(dim=dims, keepdim=True)
-    high = x.amax(dim=dims, keepdim=True)
-    return (x - low) / (high - low + _EPS)
 
 
 def _upsample(maps: Sequence[torch.Tensor], size: tuple[int, int]) -> list[torch.Tensor]:
@@ -88,7 +82,7 @@ class SpatialAmplifier(nn.Module):
     unit-normalised, like generated ones).
     """
 
-    def __init__(self, channels: int, variant: str = "paper", max_zoom: float = 4.0) -> None:
+    def __init__(self, channels: int, variant: str, max_zoom: float) -> None:
         super().__init__()
         if variant not in SALIENCY_VARIANTS:
             raise ConfigError(f"saliency variant {variant!r} is not one of {SALIENCY_VARIANTS}")
@@ -124,3 +118,8 @@ class SpatialAmplifier(nn.Module):
         with torch.no_grad():
             grid = amplify_grid(saliency, tuple(frames.shape[-2:]), self.max_zoom)
         return warped, grid
+
+
+def build_amplifier(cfg: SamplerConfig, channels: int) -> SpatialAmplifier | None:
+    """The spatial amplifier of ``cfg`` over ``channels`` scanner map channels (None unless ``cfg.spatial``)."""
+    return SpatialAmplifier(channels, cfg.saliency, cfg.max_zoom) if cfg.spatial else None

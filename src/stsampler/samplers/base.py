@@ -6,6 +6,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from stsampler.config import SamplerConfig
+
+
+def gather_frames(clips: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """Pick frames: ``clips [B, M, ...]``, ``indices [B, T]`` -> ``[B, T, ...]``."""
+    rows = torch.arange(clips.shape[0], device=clips.device)[:, None]
+    return clips[rows, indices.to(clips.device)]
+
 
 @dataclass
 class SamplerOutput:
@@ -34,12 +42,18 @@ class SamplerOutput:
 class FrameSampler(nn.Module):
     """Picks T of the M dense frames of each video (and may warp them).
 
-    Subclasses implement :meth:`forward`. ``num_frames`` is T; ``feature_dim`` is the size of
+    Subclasses implement :meth:`forward` and :meth:`from_config` (the builder the ``SAMPLERS``
+    registry calls). ``num_frames`` is T; ``feature_dim`` is the size of
     ``SamplerOutput.video_feature`` (0 when the sampler produces none).
     """
 
     num_frames: int
     feature_dim: int = 0
+
+    @classmethod
+    def from_config(cls, cfg: SamplerConfig, seed: int = 0) -> FrameSampler:
+        """The sampler ``cfg`` describes; ``seed`` seeds any random source of its own."""
+        raise NotImplementedError
 
     def forward(self, clips: torch.Tensor, is_support: torch.Tensor) -> SamplerOutput:
         """Select frames.

@@ -8,58 +8,22 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from stsampler.data.indices import segment_indices
-from stsampler.samplers.base import FrameSampler, SamplerOutput
-
-
-def gather_frames(clips: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-    """Pick frames: ``clips [B, M, ...]``, ``indices [B, T]`` -> ``[B, T, ...]``."""
-    rows = torch.arange(clips.shape[0], device=clips.device)[:, None]
-    return clips[rows, indices.to(clips.device)]
-
-
-def uniform_indices(
-    num_frames: int, count: int, batch: int, device: torch.device | None = None
-) -> torch.Tensor:
-    """TSN segment centres of ``num_frames`` dense frames, ``count`` per video: int64 ``[batch, count]``."""
-    return segment_indices(num_frames, count).to(device).expand(batch, count)
-
-
-def jittered_indices(
-    num_dense: int, num_frames: int, batch: int, generator: torch.Generator | None = None,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
-    """One random frame in each of ``num_frames`` equal segments of ``num_dense``: ``[batch, num_frames]`` int64.
-
-    Ascending; drawn from ``generator`` on its device, returned on ``device``.
-    """
-    draw_device = generator.device if generator is not None else device
-    offsets = torch.rand(batch, num_frames, generator=generator, device=draw_device)
-    positions = (torch.arange(num_frames, device=draw_device) + offsets) * (num_dense / num_frames)
-    return positions.long().clamp_(max=num_dense - 1).to(device)
-
-
-def spread_indices(indices: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """Make sorted indices ``[B, T]`` strictly increasing when ``num_frames >= T``.
-
-    Each index is pushed up to at least one past its predecessor, then down to leave room for the
-    indices after it (``<= M - T + j``); both bounds are increasing in j, so the result is strictly
-    increasing and stays within [0, M - 1]. With fewer frames than T, indices are only clamped.
-    """
-    count = indices.shape[-1]
-    if num_frames < count:
-        return indices.clamp_max(num_frames - 1)
-    offsets = torch.arange(count, device=indices.device)
-    pushed = torch.cummax(indices - offsets, dim=-1).values + offsets
-    return torch.minimum(pushed, offsets + (num_frames - count))
+from stsampler.config import SamplerConfig
+from stsampler.data.indices import spread_indices, uniform_indices
+from stsampler.samplers.base import FrameSampler, SamplerOutput, gather_frames
 
 
 class UniformSampler(FrameSampler):
     """The centre of each of T equal segments of the M dense frames."""
 
-    def __init__(self, num_frames: int = 8) -> None:
+    def __init__(self, num_frames: int) -> None:
         super().__init__()
         self.num_frames = num_frames
+
+    @classmethod
+    def from_config(cls, cfg: SamplerConfig, seed: int = 0) -> UniformSampler:
+        """T = ``cfg.num_frames`` segment centres (``seed`` is unused)."""
+        return cls(cfg.num_frames)
 
     def forward(self, clips: torch.Tensor, is_support: torch.Tensor) -> SamplerOutput:
         """``clips [B, M, 3, H, W]`` -> T frames per video; ``is_support`` is unused."""
@@ -78,10 +42,15 @@ class RandomSampler(FrameSampler):
         generator: a generator to draw from instead.
     """
 
-    def __init__(self, num_frames: int = 8, seed: int = 0, generator: torch.Generator | None = None) -> None:
+    def __init__(self, num_frames: int, seed: int = 0, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.num_frames = num_frames
         self.generator = generator if generator is not None else torch.Generator().manual_seed(seed)
+
+    @classmethod
+    def from_config(cls, cfg: SamplerConfig, seed: int = 0) -> RandomSampler:
+        """T = ``cfg.num_frames`` random frames from a generator seeded with ``seed``."""
+        return cls(cfg.num_frames, seed=seed)
 
     def forward(self, clips: torch.Tensor, is_support: torch.Tensor) -> SamplerOutput:
         """``clips [B, M, 3, H, W]`` -> T frames per video; ``is_support`` is unused."""
@@ -109,10 +78,15 @@ class MotionSampler(FrameSampler):
         motion_size: side of the downscaled copy the motion is measured on.
     """
 
-    def __init__(self, num_frames: int = 8, motion_size: int = 32) -> None:
+    def __init__(self, num_frames: int, motion_size: int = 32) -> None:
         super().__init__()
         self.num_frames = num_frames
         self.motion_size = motion_size
+
+    @classmethod
+    def from_config(cls, cfg: SamplerConfig, seed: int = 0) -> MotionSampler:
+        """T = ``cfg.num_frames`` motion-guided frames (``seed`` is unused)."""
+        return cls(cfg.num_frames)
 
     def motion(self, clips: torch.Tensor) -> torch.Tensor:
         """Per-frame motion ``[B, M]`` of ``clips [B, M, C, H, W]`` (0 for the first frame)."""

@@ -24,13 +24,18 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from stsampler.config import SamplerConfig
+from stsampler.data.indices import jittered_indices, uniform_indices
 from stsampler.errors import ConfigError, StsamplerError
-from stsampler.samplers.amplifier import SpatialAmplifier
-from stsampler.samplers.base import FrameSampler, SamplerOutput
-from stsampler.samplers.baselines import gather_frames, jittered_indices, uniform_indices
-from stsampler.samplers.scanner import Scanner
-from stsampler.samplers.selector import TemporalSelector
-from stsampler.samplers.task_learner import TaskAdaptiveLearner, TaskParams
+from stsampler.samplers.amplifier import SpatialAmplifier, build_amplifier
+from stsampler.samplers.base import FrameSampler, SamplerOutput, gather_frames
+from stsampler.samplers.scanner import Scanner, build_scanner
+from stsampler.samplers.selector import TemporalSelector, build_selector
+from stsampler.samplers.task_learner import (
+    TaskAdaptiveLearner,
+    TaskParams,
+    build_task_learner,
+)
 
 
 class SamplePlan(NamedTuple):
@@ -66,110 +71,57 @@ def select_rows(x: torch.Tensor, indicator: torch.Tensor, indices: torch.Tensor,
 
 
 class STSampler(FrameSampler):
-    """The learned sampler, with a switch per component for the paper's ablation.
+    """The learned sampler, assembled from its parts; an absent part (None) is one ablation switch.
+
+    Build it from a config with :meth:`from_config` (``SamplerConfig`` holds every default).
 
     Args:
         num_frames: T, frames handed to the recogniser.
-        temporal: learn which frames to take; off -> uniform segment centres (one-hot indicator).
-        spatial: warp the selected frames by their saliency; off -> frames unchanged.
-        task_adaptive: generate w2 / w_s from the support set; off -> fixed learned w2 / w_s.
-            Needs something to adapt: the temporal selector or the ``"paper"`` saliency.
-        task_residual: the task learner generates a bounded gate on the shared w2 / w_s, starting
-            at 1 (default); False generates the weights outright, the paper's form, and the shared
-            weights are then unused and frozen (see :mod:`stsampler.samplers.task_learner`).
-        task_sample_latent: sample the task latent in training (the paper); False uses its mean.
-        soft_saliency: in training with the temporal selector, select the saliency with the soft
-            indicator, S' = Y S (the paper): the scores also learn from which frames' maps warp
-            well, and the saliency of all M frames is computed. False takes the saliency of the
-            hard top-T frames (the indices the soft indicator centres on): the selector learns
-            from the selected frames alone and only T maps are computed. On the synthetic ablation
-            (M=32, temporal selector + amplifier, training seeds 0 and 1) False gave 53.4% and 49.9%
-            against 54.2% and 47.9%, and trained 1.3x faster (0.42-0.43 against 0.32-0.33
-            episodes/s, each pair of runs side by side on one thread each).
+        scanner: sees all M dense frames at low resolution (:class:`Scanner`).
+        selector: learns which frames to take; None -> uniform segment centres (one-hot indicator).
+        amplifier: warps the selected frames by their saliency; None -> frames unchanged.
+        task_learner: generates w2 / w_s from the support set; None -> fixed learned w2 / w_s.
+            Needs something to adapt: the selector or a saliency that takes weights. A learner
+            that generates the weights outright (not ``residual``, the paper's form) leaves the
+            shared weights unused, so they are frozen.
+        soft_saliency: in training with the selector, select the saliency with the soft indicator,
+            S' = Y S (the paper): the scores also learn from which frames' maps warp well, at the
+            cost of the saliency of all M frames. False takes the saliency of the hard top-T frames.
         saliency_trains_scanner: let the saliency's gradient reach the scanner's stage maps (the
-            paper trains end to end). False stops it there: the amplifier then trains only its own
-            weights (w_s, or the task learner's), and the scanner learns from the selector and the
-            recogniser's use of g_X alone. On the synthetic ablation (M=32, temporal selector +
-            amplifier, scanner from scratch, training seeds 0 and 1) False scored 66.0% and 59.9%
-            with 84.6% and 73.4% of the picks inside the event, against 54.2% and 47.9% (54.1%,
-            38.3%): the saliency's gradient had pulled the shared scanner's features away from the
-            selector's. The synthetic recipes set False; the default keeps the paper's end-to-end form.
-        saliency: ``"paper"`` (attention weighted by w_s) or ``"code"`` (parameter-free).
-        scanner_arch, pretrained, scan_size: the scanner (see :class:`Scanner`).
-        scanner_freeze_bn: keep the scanner's batch norm on its running statistics in training.
-            None (default) freezes an ImageNet scanner, which keeps ImageNet statistics and each
-            query's scan features independent of the other queries in training too. A randomly
-            initialised scanner learns its statistics from the episodes: frozen at their initial
-            values they normalise nothing, and its features collapse (measured: mean |f| 5e-7).
-        max_zoom: magnification cap of the amplifier.
-        num_samples, sigma, noise, control_variate: the perturbed top-k used in training.
-        hidden: evaluator hidden width (size of w2).
-        pe_scale: factor on the evaluator's position encoding (see :class:`TemporalSelector`).
+            paper trains end to end). False stops it there: the amplifier trains only its own
+            weights, and the scanner learns from the selector and the recogniser's use of g_X.
 
     Attributes:
         generator: optional ``torch.Generator`` for every random draw in training (the perturbation
             noise and the task latent's eps); set it for reproducible runs.
         sigma: the perturbation scale, settable (the trainer applies its schedule through it).
-        explore: in training, bypass the temporal selector and take one random frame per segment
-            (the trainer sets it during ``sampler.selector_warmup``). A recogniser trained from
-            scratch first learns what the actions look like on frames the selector did not choose;
-            without it the selector can settle on avoiding the event frames (on the demo's data
-            it did: 4% of its picks inside the event against 16% for uniform frames, 22% accuracy).
+        explore: in training, bypass the selector and take one random frame per segment (the
+            trainer sets it during ``sampler.selector_warmup``), so that a recogniser trained from
+            scratch first sees the actions on frames the selector did not choose.
     """
 
     def __init__(
         self,
-        num_frames: int = 8,
-        temporal: bool = True,
-        spatial: bool = True,
-        task_adaptive: bool = True,
-        saliency: str = "paper",
-        scanner_arch: str = "shufflenet_v2_x0_5",
-        pretrained: bool = False,
-        scan_size: int = 64,
-        scanner_freeze_bn: bool | None = None,
-        max_zoom: float = 4.0,
-        num_samples: int = 500,
-        sigma: float = 0.05,
-        noise: str = "normal",
-        control_variate: bool = False,
-        hidden: int = 512,
-        pe_scale: float = 0.1,
-        task_residual: bool = True,
-        task_sample_latent: bool = True,
-        soft_saliency: bool = True,
-        saliency_trains_scanner: bool = True,
+        num_frames: int,
+        scanner: Scanner,
+        selector: TemporalSelector | None,
+        amplifier: SpatialAmplifier | None,
+        task_learner: TaskAdaptiveLearner | None,
+        *,
+        soft_saliency: bool,
+        saliency_trains_scanner: bool,
     ) -> None:
         super().__init__()
+        adapts_saliency = amplifier is not None and amplifier.needs_weights
+        if task_learner is not None and selector is None and not adapts_saliency:
+            raise ConfigError("a task learner needs a temporal selector or a saliency that takes weights (paper)")
         self.num_frames = num_frames
-        freeze_bn = pretrained if scanner_freeze_bn is None else scanner_freeze_bn
-        self.scanner = Scanner(scanner_arch, pretrained=pretrained, scan_size=scan_size, freeze_bn=freeze_bn)
-        self.feature_dim = self.scanner.out_dim
-        self.selector = (
-            TemporalSelector(
-                self.feature_dim, num_frames, hidden, num_samples, sigma, noise, control_variate, pe_scale
-            )
-            if temporal
-            else None
-        )
-        self.amplifier = (
-            SpatialAmplifier(sum(self.scanner.map_channels), saliency, max_zoom) if spatial else None
-        )
-        adapts_saliency = self.amplifier is not None and self.amplifier.needs_weights
-        if task_adaptive and not (temporal or adapts_saliency):
-            raise ConfigError("task_adaptive needs temporal=True or spatial=True with saliency='paper'")
-        self.task_learner = (
-            TaskAdaptiveLearner(
-                self.feature_dim,
-                ts_dim=hidden if temporal else None,
-                sa_dim=sum(self.scanner.map_channels) if adapts_saliency else None,
-                residual=task_residual,
-                sample_in_train=task_sample_latent,
-            )
-            if task_adaptive
-            else None
-        )
-        if task_adaptive and not task_residual:
+        self.scanner = scanner
+        self.feature_dim = scanner.out_dim
+        self.selector = selector
+        self.amplifier = amplifier
+        self.task_learner = task_learner
+        if task_learner is not None and not task_learner.residual:
             for shared in self._shared_weights():
                 if shared is not None:
                     shared.requires_grad_(False)
@@ -177,7 +129,20 @@ class STSampler(FrameSampler):
         self.explore = False
         self.soft_saliency = soft_saliency
         self.saliency_trains_scanner = saliency_trains_scanner
-        self._sigma = sigma
+        self._sigma = selector.sigma if selector is not None else 0.0
+
+    @classmethod
+    def from_config(cls, cfg: SamplerConfig, seed: int = 0) -> STSampler:
+        """Build every part from ``cfg`` (``seed`` is unused: training draws from :attr:`generator`)."""
+        scanner = build_scanner(cfg)
+        selector = build_selector(cfg, scanner.out_dim)
+        amplifier = build_amplifier(cfg, sum(scanner.map_channels))
+        ts_dim = selector.w2.numel() if selector is not None else None
+        sa_dim = amplifier.w_s.numel() if amplifier is not None and amplifier.needs_weights else None
+        return cls(
+            cfg.num_frames, scanner, selector, amplifier, build_task_learner(cfg, scanner.out_dim, ts_dim, sa_dim),
+            soft_saliency=cfg.experimental.soft_saliency, saliency_trains_scanner=cfg.saliency_trains_scanner,
+        )
 
     @property
     def sigma(self) -> float:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision import models
 
+from stsampler.config import SamplerConfig
 from stsampler.errors import ConfigError
 
 ARCHS = ("shufflenet_v2_x0_5", "shufflenet_v2_x1_0")
@@ -43,21 +44,13 @@ class Scanner(nn.Module):
         pretrained: load torchvision's ImageNet weights (downloads them once); False gives a random
             initialisation and downloads nothing.
         scan_size: side of the square each frame is resized to before scanning.
+        freeze_bn: keep every batch-norm layer on its running statistics, also in training, so
+            one video's features never depend on the other videos of the batch (a query on other
+            queries); only the affine parameters learn.
         map_size: side of the stage-2 map handed on for saliency.
-        freeze_bn: keep every batch-norm layer on its running statistics, also in training. Batch
-            statistics would make one video's features depend on the other videos of the batch
-            (a query on other queries), so by default the statistics stay fixed and only the
-            affine parameters learn.
     """
 
-    def __init__(
-        self,
-        arch: str = "shufflenet_v2_x0_5",
-        pretrained: bool = False,
-        scan_size: int = 64,
-        map_size: int = 16,
-        freeze_bn: bool = True,
-    ) -> None:
+    def __init__(self, arch: str, pretrained: bool, scan_size: int, freeze_bn: bool, map_size: int = 16) -> None:
         super().__init__()
         if arch not in ARCHS:
             raise ConfigError(f"scanner arch {arch!r} is not one of {ARCHS}")
@@ -107,3 +100,13 @@ class Scanner(nn.Module):
         if tuple(s2.shape[-2:]) != (self.map_size, self.map_size):
             s2 = F.interpolate(s2, size=(self.map_size, self.map_size), mode="bilinear", align_corners=False)
         return ScanOutput(features=features, maps=[s2, s3, s4])
+
+
+def build_scanner(cfg: SamplerConfig) -> Scanner:
+    """The scanner of ``cfg``; ``experimental.scanner_freeze_bn`` None freezes batch norm exactly when
+    the scanner is pretrained (a scanner trained from scratch must learn its statistics, or its
+    features collapse: ``docs/method.md`` section 9)."""
+    freeze = cfg.experimental.scanner_freeze_bn
+    return Scanner(
+        cfg.scanner_arch, cfg.scanner_pretrained, cfg.scan_size, cfg.scanner_pretrained if freeze is None else freeze
+    )

@@ -6,26 +6,15 @@ Training selects with the differentiable perturbed top-k, evaluation with the ha
 """
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stsampler.config import SamplerConfig
+from stsampler.ops.encoding import minmax_normalise, sinusoidal_encoding
 from stsampler.ops.topk import hard_topk, perturbed_topk
-from stsampler.samplers.amplifier import minmax_normalise
-
-
-def sinusoidal_encoding(num_positions: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
-    """Transformer position encoding ``[num_positions, dim]`` for an even ``dim``.
-
-    Channel 2j of position i holds ``sin(i / 10000^(2j / dim))``, channel 2j + 1 the matching cosine.
-    """
-    position = torch.arange(num_positions, device=device, dtype=torch.float32)[:, None]
-    freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    angle = position * freq
-    return torch.stack([torch.sin(angle), torch.cos(angle)], dim=-1).flatten(1)
 
 
 class Selection(NamedTuple):
@@ -55,11 +44,8 @@ class TemporalSelector(nn.Module):
         noise: ``"normal"`` or ``"gumbel"``.
         control_variate: use the control variate in the perturbed top-k gradient.
         pe_scale: factor on the sinusoidal position encoding added to ``cat(f_i, g_X)``. The paper
-            adds it unscaled (``pe_scale=1``); we scale it by 0.1, as TRX does with its position
-            encoding. Unscaled, the encoding (mean |PE| about 0.56) swamped the scanner features
-            (mean |f| about 0.4, and far smaller early in training): the evaluator learned to score
-            frames by position alone. On the demo's synthetic actions, with 0.1 the full sampler
-            reached 51.6% validation accuracy after 160 episodes, against 20.4% unscaled.
+            adds it unscaled (1.0); 0.1 keeps the encoding from swamping the scanner features, so
+            the evaluator does not score frames by position alone (``docs/method.md`` section 9).
 
     The evaluator's last weight w2 is its own parameter unless the caller passes generated weights
     (the task-adaptive learner); either way it is used with unit norm.
@@ -67,14 +53,15 @@ class TemporalSelector(nn.Module):
 
     def __init__(
         self,
-        feature_dim: int = 1024,
-        num_frames: int = 8,
+        feature_dim: int,
+        num_frames: int,
+        *,
+        num_samples: int,
+        sigma: float,
+        noise: str,
+        control_variate: bool,
+        pe_scale: float,
         hidden: int = 512,
-        num_samples: int = 500,
-        sigma: float = 0.05,
-        noise: str = "normal",
-        control_variate: bool = False,
-        pe_scale: float = 0.1,
     ) -> None:
         super().__init__()
         self.num_frames = num_frames
@@ -135,3 +122,14 @@ class TemporalSelector(nn.Module):
             generator=generator,
         )
         return Selection(scores=scores, indicator=indicator, indices=indices)
+
+
+def build_selector(cfg: SamplerConfig, feature_dim: int) -> TemporalSelector | None:
+    """The temporal selector of ``cfg`` over frame features of size ``feature_dim`` (None unless ``cfg.temporal``)."""
+    if not cfg.temporal:
+        return None
+    x = cfg.experimental
+    return TemporalSelector(
+        feature_dim, cfg.num_frames, num_samples=cfg.num_samples, sigma=cfg.sigma0, noise=x.noise,
+        control_variate=x.control_variate, pe_scale=x.pe_scale,
+    )

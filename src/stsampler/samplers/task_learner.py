@@ -3,23 +3,13 @@
 The task context is the mean scan feature of the support videos only; queries never enter, so a
 query's output cannot depend on other queries or on query labels.
 
-Residual generation (our default, ``docs/method.md`` section 5 gives the paper's form): the
-generators output a bounded, task-specific gate on the shared weights the sampler learns anyway,
+Residual generation (our default; ``docs/method.md`` section 5 gives both forms): the generators
+output a bounded gate on the shared weights the sampler learns anyway,
 ``w2 = normalise(w2_shared * (1 + tanh(G_t(f_t))))``, and start at zero (gate 1). A task-adaptive
-sampler therefore starts as the fixed one, and a task can scale each shared weight between 0 and
-twice its value but never change its sign: it reweights the shared evaluator, it cannot turn it
-around.
-
-Why: with the paper's form, ``w2 = normalise(G_t(f_t))`` from randomly initialised generators and
-a latent sampled with unit variance, every episode gets a different random direction while the scan
-features are still being learned: on the demo's synthetic actions the full sampler (200 episodes,
-5-way 1-shot) fell to 16.8% against 52.8% for the temporal selector with fixed weights, picking
-event frames less often than uniform sampling. An unbounded additive offset,
-``normalise(w2_shared + G_t(f_t))``, started well but grew to 17 times the shared weight's norm in
-the 1-shot temporal-selector-plus-task run; the generated direction then ignored the shared one
-(cosine -0.07), scored frames inside the event lower than those outside (0.42 against 0.74), and
-the run reached 36.8%. With the gate the same run reached 51.0% (cosine 0.96, hit rate 43.1%);
-over three training seeds that row averaged 50.6%, level with the fixed selector's 50.7%.
+sampler therefore starts as the fixed one, and a task may scale each shared weight between 0 and
+twice its value but never flip its sign. The paper's form, ``w2 = normalise(G_t(f_t))``, gives every
+episode a random direction while the scan features are still untrained (section 9 says what we
+measured).
 """
 from __future__ import annotations
 
@@ -28,6 +18,9 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from stsampler.config import SamplerConfig
+from stsampler.errors import ConfigError
 
 
 class TaskParams(NamedTuple):
@@ -45,42 +38,37 @@ class TaskParams(NamedTuple):
     mu: torch.Tensor
     logvar: torch.Tensor
 
-    def kl(self) -> torch.Tensor:
-        """KL divergence of N(mu, exp(logvar)) from N(0, I), a scalar (an optional regulariser)."""
-        return 0.5 * (self.mu.square() + self.logvar.exp() - 1.0 - self.logvar).sum()
-
 
 class TaskAdaptiveLearner(nn.Module):
     """Support features -> task latent f_t -> (w2, w_s).
 
     Encoder: ``in_dim -> hidden -> ReLU -> 2 * latent`` giving mu and log variance. In training
     ``f_t = mu + exp(logvar / 2) * eps`` with ``eps ~ N(0, I)`` (unless not ``sample_in_train``); in
-    evaluation ``f_t = mu`` unless ``sample_in_eval``. Generators: linear ``latent -> ts_dim`` and ``latent -> sa_dim``; their
+    evaluation ``f_t = mu``. Generators: linear ``latent -> ts_dim`` and ``latent -> sa_dim``; their
     output (used as a gate ``1 + tanh(.)`` on the shared weights when ``residual``) is divided by
     its L2 norm.
 
     Args:
         in_dim: support feature size (the scan feature g_X, 1024).
-        hidden: encoder hidden width.
-        latent: task latent size.
         ts_dim: size of w2 (the evaluator's hidden width), or None to generate no w2.
         sa_dim: size of w_s (saliency channels C), or None to generate no w_s.
         sample_in_train: sample f_t in training (the paper); False uses mu there too.
-        sample_in_eval: also sample f_t in evaluation.
         residual: gate the shared weights passed to :meth:`forward`, from zero-initialised
             generators (see the module docstring); False is the paper's form.
+        hidden: encoder hidden width.
+        latent: task latent size.
     """
 
     def __init__(
         self,
-        in_dim: int = 1024,
+        in_dim: int,
+        ts_dim: int | None,
+        sa_dim: int | None,
+        *,
+        sample_in_train: bool,
+        residual: bool,
         hidden: int = 256,
         latent: int = 128,
-        ts_dim: int | None = 512,
-        sa_dim: int | None = None,
-        sample_in_train: bool = True,
-        sample_in_eval: bool = False,
-        residual: bool = True,
     ) -> None:
         super().__init__()
         self.encoder = nn.Sequential(
@@ -89,7 +77,6 @@ class TaskAdaptiveLearner(nn.Module):
         self.gen_ts = nn.Linear(latent, ts_dim) if ts_dim else None
         self.gen_sa = nn.Linear(latent, sa_dim) if sa_dim else None
         self.sample_in_train = sample_in_train
-        self.sample_in_eval = sample_in_eval
         self.residual = residual
         if residual:
             for gen in (self.gen_ts, self.gen_sa):
@@ -123,7 +110,7 @@ class TaskAdaptiveLearner(nn.Module):
         context = support_features.mean(dim=0)
         mu, logvar = self.encoder(context).chunk(2, dim=-1)
         latent = mu
-        if self.sample_in_train if self.training else self.sample_in_eval:
+        if self.training and self.sample_in_train:
             draw_device = generator.device if generator is not None else mu.device
             eps = torch.randn(mu.shape, generator=generator, device=draw_device, dtype=mu.dtype).to(mu.device)
             latent = mu + (0.5 * logvar).exp() * eps
@@ -143,3 +130,29 @@ class TaskAdaptiveLearner(nn.Module):
                 raise ValueError(f"a residual task learner needs {name}, the weights its gate scales")
             theta = shared * (1.0 + torch.tanh(theta))
         return F.normalize(theta, dim=-1)
+
+
+def build_task_learner(
+    cfg: SamplerConfig, feature_dim: int, ts_dim: int | None, sa_dim: int | None
+) -> TaskAdaptiveLearner | None:
+    """The task learner of ``cfg`` (None unless ``cfg.task_adaptive``).
+
+    Args:
+        feature_dim: size of the scan feature g_X.
+        ts_dim: size of the selector's w2, or None without a temporal selector.
+        sa_dim: size of the amplifier's w_s, or None when its saliency takes no weights.
+
+    Raises:
+        ConfigError: task-adaptive with nothing to adapt (no selector and no weighted saliency).
+    """
+    if not cfg.task_adaptive:
+        return None
+    if ts_dim is None and sa_dim is None:
+        raise ConfigError(
+            "sampler.task_adaptive needs sampler.temporal=true, or sampler.spatial=true with "
+            "sampler.saliency=paper: otherwise there is no weight to generate"
+        )
+    x = cfg.experimental
+    return TaskAdaptiveLearner(
+        feature_dim, ts_dim, sa_dim, sample_in_train=x.task_sample_latent, residual=x.task_residual
+    )

@@ -1,0 +1,79 @@
+"""Evaluation metrics beyond accuracy: how well a sampler's picks hit the synthetic actions' events.
+
+:class:`EventScorer` measures, during evaluation, the *temporal hit rate* (fraction of the selected
+frames that fall inside the event span) and the *magnification* of the event box (how many times
+more output pixels the box gets than in the unwarped frame).
+"""
+from __future__ import annotations
+
+import torch
+
+from stsampler.data.dataset import VideoDataset
+from stsampler.data.events import event_table
+from stsampler.models.recognizer import RecognizerOutput
+
+
+class EventScorer:
+    """Accumulates the temporal hit rate and event magnification over evaluation episodes.
+
+    Use as the ``on_batch`` callback of :func:`stsampler.engine.evaluate.evaluate`.
+
+    Args:
+        dataset: the evaluated dataset (its items are looked up in ``metadata`` by ``class/video_id``);
+            its evaluation transform maps the boxes into the network's input frame.
+        metadata: the synthetic dataset's metadata (:func:`stsampler.data.synthetic.load_metadata`).
+    """
+
+    def __init__(self, dataset: VideoDataset, metadata: dict) -> None:
+        self.spans, self.boxes, self.sizes = event_table(dataset.items, metadata)
+        self.transform = dataset.transform
+        self.hits = 0
+        self.frames = 0
+        self.magnification_sum = 0.0
+        self.magnification_count = 0
+
+    def _boxes_in_crop(self, video: int, frame_numbers: torch.Tensor) -> torch.Tensor:
+        """Event boxes of ``video`` at ``frame_numbers [T]`` (inside the span) in normalised crop coordinates ``[T, 4]``."""
+        start = int(self.spans[video, 0])
+        box = self.boxes[video][frame_numbers - start]
+        scale_y, scale_x, top, left = self.transform.crop_geometry(*self.sizes[video].tolist())
+        scales = torch.tensor([scale_x, scale_y, scale_x, scale_y])
+        offsets = torch.tensor([left, top, left, top], dtype=torch.float32)
+        return ((box * scales - offsets) * (2.0 / self.transform.crop_size) - 1.0).clamp(-1.0, 1.0)
+
+    def __call__(self, batch: dict[str, torch.Tensor], output: RecognizerOutput) -> None:
+        """Score one evaluated batch: ``batch["indices"]`` (dataset rows ``[B]``) and
+        ``batch["frame_indices"]`` (decoded frame numbers ``[B, M]``) against ``output.sampler_output``."""
+        sampled = output.sampler_output
+        selected = batch["frame_indices"].gather(1, sampled.indices.cpu())
+        spans = self.spans[batch["indices"]]
+        inside = (selected >= spans[:, :1]) & (selected < spans[:, 1:])
+        self.hits += int(inside.sum())
+        self.frames += inside.numel()
+        grid = sampled.grid.float().cpu() if sampled.grid is not None else None
+        for row, video in enumerate(batch["indices"].tolist()):
+            mask = inside[row]
+            if not bool(mask.any()):
+                continue
+            boxes = self._boxes_in_crop(video, selected[row][mask])
+            input_area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / 4.0
+            if grid is None:
+                ratio = torch.ones_like(input_area)
+            else:
+                g = grid[row][mask]
+                gx, gy = g[:, 0, :, 0], g[:, :, 0, 1]
+                fx = ((gx >= boxes[:, 0:1]) & (gx < boxes[:, 2:3])).float().mean(dim=1)
+                fy = ((gy >= boxes[:, 1:2]) & (gy < boxes[:, 3:4])).float().mean(dim=1)
+                ratio = fx * fy / input_area.clamp_min(1e-6)
+            self.magnification_sum += float(ratio.sum())
+            self.magnification_count += ratio.numel()
+
+    @property
+    def hit_rate(self) -> float:
+        """Fraction of the selected frames inside the event span, in percent."""
+        return 100.0 * self.hits / max(self.frames, 1)
+
+    @property
+    def magnification(self) -> float:
+        """Mean area magnification of the event box over selected frames inside the event (1 = none)."""
+        return self.magnification_sum / max(self.magnification_count, 1)
