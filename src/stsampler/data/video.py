@@ -53,6 +53,7 @@ __all__ = [
     "read_frames",
     "is_video",
     "list_frame_files",
+    "check_path",
 ]
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov")
@@ -146,7 +147,14 @@ def is_video(path: str | os.PathLike) -> bool:
     return False
 
 
-def _check_path(path: Path) -> None:
+def check_path(path: str | os.PathLike) -> None:
+    """Cheap checks before any opening (a stat or two): the path exists, is no single image, and
+    a file is not empty.
+
+    Raises:
+        VideoReadError: naming the path and the problem.
+    """
+    path = Path(path)
     if not path.exists():
         raise VideoReadError(f"{path}: no such video file or frame folder; check the data root and split list.")
     if path.is_file():
@@ -717,7 +725,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         VideoReadError: missing, empty, unreadable or undecodable input.
     """
     path = Path(path)
-    _check_path(path)
+    check_path(path)
     try:
         stat = path.stat()
         key = (str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino)
@@ -790,9 +798,9 @@ def read_frames(
         raise ValueError(f"mode must be one of {_READ_MODES}, got {mode!r}")
     idx = _as_index_list(indices)
     if info is None:
-        _check_path(path)
+        check_path(path)
     elif not path.exists():
-        _check_path(path)
+        check_path(path)
     if path.is_dir():
         return _read_folder(path, idx, size, info)
     if info is None:
