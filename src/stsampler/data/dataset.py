@@ -72,6 +72,7 @@ class VideoDataset(Dataset):
         labels: the label of each index.
         class_names: label -> class name.
         num_classes: ``max(labels) + 1`` (labels are positions in a split's sorted class list).
+        split, missing: as given.
         bad_videos: path -> reason, for every unreadable video met by this process (the files found
             missing or empty when the dataset was built included).
 
@@ -153,7 +154,7 @@ class VideoDataset(Dataset):
 
     def _check_files(self) -> None:
         """Record the listed files that are missing or empty (a stat each), then judge the split."""
-        for index, item in enumerate(self.items):
+        for item in self.items:
             try:
                 check_path(item.path)
             except VideoReadError as error:
