@@ -8,11 +8,14 @@ import warnings
 
 import pytest
 
+from stsampler.config import config_from_dict
 from stsampler.data.dataset import VideoDataset
 from stsampler.data.episodes import collate_episode
 from stsampler.data.splits import load_split
 from stsampler.data.transforms import ClipTransform
 from stsampler.data.video import probe_video
+from stsampler.engine.builder import build_dataset
+from stsampler.errors import DatasetError
 
 DAMAGES = ("zero-byte", "truncated", "faststart-truncated", "text-renamed", "one-frame")
 LEGAL = {"one-frame"}
@@ -51,3 +54,25 @@ def test_damaged_video(kind, dataset, damage, run_cli):
         assert stand_in != members[0] and stand_in not in members and ds.labels[stand_in] == victim.label
         assert list(ds.bad_videos) == [str(victim.path)]
         assert any(str(victim.path) in str(w.message) for w in caught)
+
+
+
+def test_build_dataset_judges_the_whole_split_and_names_its_file(dataset):
+    """The training path: the limit is judged over every listed video, and the error names the
+    split, its list file, the video and the command that lists the culprits."""
+    lines = (dataset / "splits" / "testlist03.txt").read_text().splitlines()
+    (dataset / "videos" / f"{lines[0]}.mp4").write_bytes(b"")
+
+    def config(limit: float):
+        data = {"split_dir": str(dataset / "splits"), "data_root": str(dataset / "videos"), "max_bad_fraction": limit}
+        return config_from_dict({"data": data})
+
+    with pytest.warns(RuntimeWarning, match="1 video"):
+        tolerant = build_dataset(config(0.2), "test", train=False)
+    assert tolerant.split.startswith("test split (") and len(tolerant.bad_videos) == 1
+    with pytest.raises(DatasetError) as err, warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        build_dataset(config(0.1), "test", train=False)
+    message = str(err.value)
+    assert "1 of the 6 videos of the test split" in message and "testlist03.txt" in message
+    assert lines[0] in message and "stsampler splits check" in message
