@@ -184,16 +184,16 @@ class VideoDataset(Dataset):
                 f"{_CHECK_HINT}, then re-download or re-extract them, or drop them from the split list"
             )
 
-    def _candidates(self, index: int, members: Sequence[int]) -> list[int]:
-        """``index``, then its stand-ins in order of preference: its share of the class's videos
-        outside ``members`` (see the module docstring)."""
+    def _stand_ins(self, index: int, members: Sequence[int]) -> list[int]:
+        """The videos that may replace ``index``, in order of preference: its share of the class's
+        videos outside ``members`` (see the module docstring)."""
         label = self.labels[index]
         same = [m for m in dict.fromkeys(members) if self.labels[m] == label]
+        taken = set(same)
         videos = self._by_class[label]
         start = videos.index(same[0])
-        others = [v for v in videos[start + 1 :] + videos[:start] if v not in same]
-        rank = same.index(index)
-        return [index] + others[rank :: len(same)]
+        others = [v for v in videos[start + 1 :] + videos[:start] if v not in taken]
+        return others[same.index(index) :: len(same)]
 
     def __getitem__(self, key: int | tuple[int, int] | tuple[int, int, Sequence[int]]) -> dict:
         if isinstance(key, tuple):
@@ -205,28 +205,31 @@ class VideoDataset(Dataset):
             raise IndexError(f"index {index} outside a dataset of {len(self.items)} videos")
         if index not in members:
             raise IndexError(f"key {key!r}: index {index} is not among the episode's members")
-        return {**self._read(index, draw_seed, members), "requested": index}
+        item = self._fetch(index, draw_seed)
+        if item is None:
+            item = next(filter(None, (self._fetch(c, draw_seed) for c in self._stand_ins(index, members))), None)
+        if item is None:
+            raise DatasetError(
+                f"video {self._describe(index)} is unreadable and no other readable video of its class "
+                f"can stand in for it without repeating a video of the episode; {_CHECK_HINT}"
+            )
+        return {**item, "requested": index}
 
-    def _read(self, index: int, draw_seed: int | None, members: Sequence[int]) -> dict:
-        """Decode ``index``, or its first readable stand-in (a cached decode where there is one)."""
-        for candidate in self._candidates(index, members):
-            if candidate in self._cache:
-                self._cache.move_to_end(candidate)
-                return _copy_item(self._cache[candidate])
-            if str(self.items[candidate].path) in self.bad_videos:
-                continue
-            try:
-                item = self._load(candidate, self._generator(candidate, draw_seed))
-            except VideoReadError as error:
-                self._record_bad(candidate, error)
-                continue
-            if self.cache_bytes:
-                self._remember(candidate, item)
-            return item
-        raise DatasetError(
-            f"video {self._describe(index)} is unreadable and no other readable video of its class "
-            f"can stand in for it without repeating a video of the episode; {_CHECK_HINT}"
-        )
+    def _fetch(self, index: int, draw_seed: int | None) -> dict | None:
+        """The item of ``index`` (from the cache when there), or None when the video is unreadable."""
+        if index in self._cache:
+            self._cache.move_to_end(index)
+            return _copy_item(self._cache[index])
+        if str(self.items[index].path) in self.bad_videos:
+            return None
+        try:
+            item = self._load(index, self._generator(index, draw_seed))
+        except VideoReadError as error:
+            self._record_bad(index, error)
+            return None
+        if self.cache_bytes:
+            self._remember(index, item)
+        return item
 
     def _remember(self, index: int, item: dict) -> None:
         """Cache ``item`` under ``index``, dropping the least recently used items beyond ``cache_bytes``."""
