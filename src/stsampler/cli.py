@@ -45,12 +45,18 @@ def _cmd_splits_fetch(args: argparse.Namespace) -> None:
 
 
 def _cmd_splits_check(args: argparse.Namespace) -> None:
-    from stsampler.data.splits import BENCHMARKS, check_split_dir, split_dir_for
+    """Print the JSON report; any problem (missing or broken videos beyond the tolerance, a bad
+    list, too few classes or videos per class) then raises, so the command exits 2."""
+    from stsampler.data.splits import BENCHMARKS, check_problems, check_split_dir, split_dir_for
+    from stsampler.errors import DatasetError
 
     split_dir = split_dir_for(args.name, Path(args.splits_root) if args.splits_root else None)
     expected = BENCHMARKS[args.name].classes if args.name in BENCHMARKS else None
-    report = check_split_dir(split_dir, Path(args.data_root), expected)
+    report = check_split_dir(split_dir, Path(args.data_root), expected, args.way, args.shot, args.query)
     print(json.dumps(report, indent=2))
+    problems = check_problems(report, args.max_bad_fraction, args.way)
+    if problems:
+        raise DatasetError(f"{len(problems)} problem(s): " + " | ".join(problems))
 
 
 def _cmd_extract(args: argparse.Namespace) -> None:
@@ -166,11 +172,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="benchmark name, e.g. kinetics100, ssv2-full, ucf101")
     p.add_argument("dest", help="folder to write trainlist03.txt, vallist03.txt, testlist03.txt into")
     p.add_argument("--overwrite", action="store_true")
-    p = splits_sub.add_parser("check", help="Report how many listed videos are missing under a data root.")
+    p = splits_sub.add_parser(
+        "check",
+        help="Open every listed video (headers and frame count, no decoding); report missing and broken "
+        "ones, duplicated or leaked lines, classes too small; exit 2 on any problem.",
+    )
     p.set_defaults(handler=_cmd_splits_check)
     p.add_argument("name", help="benchmark name or a folder holding the three lists")
     p.add_argument("data_root", help="folder holding <class>/<video id>.<ext> or frame folders")
     p.add_argument("--splits-root", help="where fetched lists live (default: ~/.cache/stsampler/splits)")
+    p.add_argument(
+        "--max-bad-fraction", type=float, default=0.0,
+        help="tolerate up to this fraction of missing or broken videos per split (default: %(default)s)",
+    )
+    p.add_argument("--way", type=int, default=2, help="classes an episode needs (default: %(default)s)")
+    p.add_argument("--shot", type=int, default=1, help="support videos per class (default: %(default)s)")
+    p.add_argument("--query", type=int, default=1, help="query videos per class (default: %(default)s)")
 
     p = add("extract", _cmd_extract, "Convert videos to resized JPEG frame folders (parallel, resumable).")
     p.add_argument("src")

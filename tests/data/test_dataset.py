@@ -1,4 +1,4 @@
-"""VideoDataset on tiny videos: shapes, seeded draws, bad videos skipped and counted, abort threshold."""
+"""VideoDataset on tiny videos: shapes, seeded draws, bad videos replaced (never by an episode member) and counted, the split-wide limit."""
 from __future__ import annotations
 
 import functools
@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from stsampler.data.dataset import MIN_VIDEOS_BEFORE_ABORT, VideoDataset
-from stsampler.data.episodes import EpisodeSampler, collate_episode
+from stsampler.data.dataset import VideoDataset
+from stsampler.data.episodes import Episode, EpisodeSampler, collate_episode
 from stsampler.data.splits import VideoItem, load_split, write_split_list
 from stsampler.data.transforms import ClipTransform
 from stsampler.errors import DatasetError
@@ -58,48 +58,113 @@ def test_draws_are_seeded_by_index_and_draw_seed(tiny_split):
     assert torch.equal(ev[(3, 1)]["frames"], ev[(3, 2)]["frames"]), "evaluation draws nothing at random"
 
 
-def test_bad_video_skipped_with_one_warning(tiny_split):
-    items = list(tiny_split.items)
-    items[4].path.with_name("broken.mp4").write_bytes(b"not a video at all")
-    items[4] = type(items[4])(items[4].path.with_name("broken.mp4"), items[4].label, items[4].class_name, "broken")
-    ds = _dataset(items, train=False, max_bad_fraction=0.5)
-    with pytest.warns(RuntimeWarning, match="broken.mp4") as record:
+def _broken(items, index, tmp_path, data: bytes = b"not a video at all"):
+    """``items`` with video ``index`` replaced by a file holding ``data`` (garbage or empty)."""
+    item = items[index]
+    path = tmp_path / f"broken{index}.mp4"
+    path.write_bytes(data)
+    items = list(items)
+    items[index] = VideoItem(path, item.label, item.class_name, f"broken{index}")
+    return items
+
+
+def test_bad_video_skipped_with_one_warning(tiny_split, tmp_path):
+    items = _broken(tiny_split.items, 4, tmp_path)
+    ds = _dataset(items, train=False, max_bad_fraction=0.5, split="train split (lists/trainlist03.txt)")
+    with pytest.warns(RuntimeWarning, match="broken4.mp4") as record:
         item = ds[4]
-    assert len([w for w in record if "broken.mp4" in str(w.message)]) == 1
-    assert item["label"] == items[4].label and item["index"] == 7, "next video of the same class"
+    messages = [str(w.message) for w in record if "broken4.mp4" in str(w.message)]
+    assert len(messages) == 1 and "class 'class1' of the train split (lists/trainlist03.txt)" in messages[0]
+    assert item["label"] == items[4].label and item["index"] == 7 and item["requested"] == 4
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert ds[4]["index"] == 7
     assert list(ds.bad_videos) == [str(items[4].path)]
 
 
-def test_too_many_bad_videos_abort(tiny_split, tmp_path):
-    items = list(tiny_split.items)
-    for i in (0, 1):
-        bad = tmp_path / f"bad{i}.mp4"
-        bad.write_bytes(b"\x00" * 64)
-        items[i] = type(items[i])(bad, items[i].label, items[i].class_name, f"bad{i}")
-    ds = _dataset(items, train=False, max_bad_fraction=0.1)
+def test_stand_in_is_never_a_member_of_the_episode(tiny_split, tmp_path):
+    """Class 1 is [1, 4, 7, 10]: 4 broken, with 7 in the episode, is replaced by 10, not by 7."""
+    items = _broken(tiny_split.items, 4, tmp_path)
+    ds = _dataset(items, train=False, max_bad_fraction=0.5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        with pytest.raises(DatasetError, match="splits check") as err:
-            for i in range(len(ds)):
-                ds[i]
-    assert "2 of the" in str(err.value) and len(ds._tried) >= MIN_VIDEOS_BEFORE_ABORT
-    tolerant = _dataset(items, train=False, max_bad_fraction=0.2)
+        assert ds[(4, 3)]["index"] == 7
+        item = ds[(4, 3, (0, 4, 7))]
+    assert (item["index"], item["requested"]) == (10, 4)
+
+
+def test_two_broken_members_get_distinct_stand_ins(tiny_split, tmp_path):
+    items = _broken(_broken(tiny_split.items, 1, tmp_path), 4, tmp_path)
+    ds = _dataset(items, train=False, max_bad_fraction=0.5)
+    episode = Episode(classes=(1, 0), support=(1, 0), query=(4, 3), draw_seed=5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        labels = [tolerant[i]["label"] for i in range(len(tolerant))]
-    assert labels == tolerant.labels and len(tolerant.bad_videos) == 2
+        batch = collate_episode([ds[key] for key in episode.batch()], shot=1)
+        again = collate_episode([ds[key] for key in reversed(episode.batch())][::-1], shot=1)
+    assert batch["requested"].tolist() == [1, 0, 4, 3]
+    assert batch["indices"].tolist() == [7, 0, 10, 3], "each broken member takes its own share of the class"
+    assert len(set(batch["indices"].tolist())) == 4
+    assert torch.equal(again["indices"], batch["indices"]), "the choice does not depend on the reading order"
+
+
+def test_no_admissible_stand_in_names_split_class_and_video(tiny_split, tmp_path):
+    items = _broken(tiny_split.items, 4, tmp_path)
+    ds = _dataset(items, train=False, max_bad_fraction=0.5, split="test split (t.txt)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(DatasetError) as err:
+            ds[(4, 0, (1, 4, 7, 10))]
+    assert "class1/broken4 (class 'class1' of the test split (t.txt))" in str(err.value)
+    assert "splits check" in str(err.value)
+
+
+def test_the_cache_never_serves_a_member_as_a_stand_in(tiny_split, tmp_path):
+    items = _broken(tiny_split.items, 4, tmp_path)
+    ds = _dataset(items, train=False, max_bad_fraction=0.5, cache_bytes=10**7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert ds[4]["index"] == 7  # 7 is now cached, and 4 is known to be broken
+        assert ds[(4, 0, (4, 7))]["index"] == 10
+        assert ds[(7, 0, (4, 7))]["index"] == 7
+
+
+def test_bad_fraction_is_judged_over_the_whole_split(tiny_split, tmp_path):
+    """One unreadable video in 12 (8 %) is under a 9 % limit however early it is met."""
+    items = _broken(tiny_split.items, 0, tmp_path)
+    ds = _dataset(items, train=False, max_bad_fraction=0.09)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        labels = [ds[i]["label"] for i in range(len(ds))]
+    assert labels == ds.labels and len(ds.bad_videos) == 1
+    with_missing = _dataset(items, train=False, max_bad_fraction=0.09, split="train split", missing=["class0/gone"])
+    with pytest.raises(DatasetError, match="2 of the 13 videos of the train split") as err:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            with_missing[0]
+    assert "class0/gone" in str(err.value) and "broken0.mp4" in str(err.value)
+
+
+def test_empty_files_are_found_when_the_dataset_is_built(tiny_split, tmp_path):
+    items = _broken(_broken(tiny_split.items, 0, tmp_path, b""), 1, tmp_path, b"")
+    with pytest.warns(RuntimeWarning, match="2 video"):
+        tolerant = _dataset(items, train=False, max_bad_fraction=0.2)
+    assert sorted(tolerant.bad_videos) == sorted(str(items[i].path) for i in (0, 1))
+    with pytest.raises(DatasetError) as err:  # before any decoding
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            _dataset(items, train=False, max_bad_fraction=0.1, split="val split (v.txt)")
+    message = str(err.value)
+    assert "2 of the 12 videos of the val split (v.txt)" in message and "broken0.mp4" in message
+    assert "stsampler splits check" in message
 
 
 def test_class_with_only_bad_videos(tmp_path):
     bad = tmp_path / "x.mp4"
     bad.write_bytes(b"junk")
-    ds = _dataset([VideoItem(bad, 0, "a", "x")], train=False, max_bad_fraction=1.0)
+    ds = _dataset([VideoItem(bad, 0, "a", "x")], train=False, max_bad_fraction=1.0, split="test split")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        with pytest.raises(DatasetError, match="every video of class 'a'"):
+        with pytest.raises(DatasetError, match="a/x \\(class 'a' of the test split\\)"):
             ds[0]
 
 
@@ -111,7 +176,7 @@ def test_episode_batches_through_a_dataloader(tiny_split):
     assert len(batches) == 2
     batch, episode = batches[0], sampler.episode(0)
     assert batch["frames"].shape == (9, M, 3, 24, 24)
-    assert batch["indices"].tolist() == list(episode.indices)
+    assert batch["indices"].tolist() == list(episode.indices) == batch["requested"].tolist()
     assert batch["labels"].tolist() == [0, 1, 2, 0, 0, 1, 1, 2, 2]
     assert batch["class_ids"].tolist() == [ds.labels[i] for i in episode.indices]
     again = list(DataLoader(ds, batch_sampler=sampler, collate_fn=functools.partial(collate_episode, shot=1)))

@@ -32,7 +32,7 @@ def test_episode_sizes_and_class_major_order():
     batches = list(sampler)
     assert len(batches) == len(sampler) == 20
     ep0 = sampler.episode(0)
-    assert batches[0] == [(j, ep0.draw_seed) for j in ep0.support + ep0.query]
+    assert batches[0] == [(j, ep0.draw_seed, ep0.support + ep0.query) for j in ep0.support + ep0.query]
 
 
 def test_same_seed_same_episodes_other_seed_and_rank_differ():
@@ -60,10 +60,15 @@ def test_resume_with_start_yields_the_tail():
 def test_too_few_classes_or_videos():
     with pytest.raises(DatasetError, match="at least 9 classes"):
         EpisodeSampler(LABELS, way=9, shot=1, query=1, num_episodes=1)
+    with pytest.raises(DatasetError, match=r"the test split \(t.txt\) has 8"):
+        EpisodeSampler(LABELS, way=9, shot=1, query=1, num_episodes=1, split="test split (t.txt)")
     labels = LABELS + [8, 8]
-    with pytest.raises(DatasetError, match=r"class 8: 2") as err:
-        EpisodeSampler(labels, way=5, shot=1, query=2, num_episodes=1)
-    assert "smaller shot" in str(err.value)
+    names = {c: f"action {c}" for c in range(9)}
+    with pytest.raises(DatasetError, match=r"of the train split have .*'action 8': 2") as err:
+        EpisodeSampler(labels, way=5, shot=1, query=2, num_episodes=1, class_names=names, split="train split")
+    assert "smaller shot" in str(err.value) and "class 8" not in str(err.value)
+    with pytest.raises(DatasetError, match="'action 8': 2"):
+        sample_episodes(labels, 5, 1, 2, 1, class_names=names)
     EpisodeSampler(labels, way=5, shot=1, query=1, num_episodes=1)
 
 
@@ -92,11 +97,12 @@ def test_save_load_round_trip_and_key_check(tmp_path):
         load_episodes(tmp_path / "bad.json")
 
 
-def _item(label: int, index: int, m: int = 4) -> dict:
+def _item(label: int, index: int, m: int = 4, requested: int | None = None) -> dict:
     return {
         "frames": torch.full((m, 3, 8, 8), index, dtype=torch.uint8),
         "label": label,
         "index": index,
+        "requested": index if requested is None else requested,
         "frame_indices": torch.arange(m, dtype=torch.int64) + index,
     }
 
@@ -109,7 +115,14 @@ def test_collate_episode_labels_and_shapes():
     assert out["labels"].tolist() == [0, 0, 1, 1, 0, 1]
     assert out["class_ids"].tolist() == [6, 6, 2, 2, 6, 2]
     assert out["is_support"].tolist() == [True] * 4 + [False] * 2
-    assert out["indices"].tolist() == list(episode.indices)
+    assert out["indices"].tolist() == out["requested"].tolist() == list(episode.indices)
+    assert out["requested"].dtype == torch.int64
     assert out["frame_indices"].shape == (6, 4) and out["frame_indices"][1, 0] == 37
     with pytest.raises(ValueError, match="not an episode"):
         collate_episode(batch, shot=1)
+
+
+def test_collate_keeps_requested_beside_the_stand_in():
+    batch = [_item(0, 0), _item(1, 7), _item(0, 2, requested=1), _item(1, 6)]
+    out = collate_episode(batch, shot=1)
+    assert out["indices"].tolist() == [0, 7, 2, 6] and out["requested"].tolist() == [0, 7, 1, 6]

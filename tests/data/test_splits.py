@@ -10,13 +10,12 @@ import pytest
 from stsampler.data.splits import (
     BENCHMARKS,
     SPLIT_FILES,
+    check_problems,
     check_split_dir,
     fetch_splits,
     load_benchmark_split,
     load_split,
-    partition_class_folders,
     read_split_list,
-    resolve_video,
     split_class_names,
     split_dir_for,
     write_split_list,
@@ -147,21 +146,6 @@ def _touch(path: Path) -> Path:
     return path
 
 
-def test_resolve_video_extensions_and_frame_folders(tmp_path):
-    mp4 = _touch(tmp_path / "jump" / "v1.mp4")
-    avi = _touch(tmp_path / "jump" / "v2.AVI")
-    _touch(tmp_path / "jump" / "v3.txt")
-    frames = tmp_path / "jump" / "v4"
-    _touch(frames / "00001.jpg")
-    (tmp_path / "jump" / "v5").mkdir()
-    assert resolve_video(tmp_path, "jump", "v1") == mp4
-    assert resolve_video(tmp_path, "jump", "v2") == avi
-    assert resolve_video(tmp_path, "jump", "v3") is None
-    assert resolve_video(tmp_path, "jump", "v4") == frames
-    assert resolve_video(tmp_path, "jump", "v5") is None, "an empty folder is no video"
-    assert resolve_video(tmp_path, "run", "v1") is None
-
-
 def _write_lists(split_dir: Path, lists: dict[str, list[tuple[str, str]]]) -> None:
     for split, entries in lists.items():
         write_split_list(split_dir / SPLIT_FILES[split], entries)
@@ -179,17 +163,26 @@ def test_load_split_labels_and_missing(tmp_path):
     assert split.keys == ["b c/1", "b c/2", "a/3"]
 
 
-def test_check_split_dir_reports_missing_and_absent_lists(tmp_path):
+def test_check_split_dir_reports_missing_broken_and_absent_lists(tmp_path, make_frames, write_video):
     root = tmp_path / "videos"
-    _touch(root / "a" / "1.mp4")
-    _write_lists(tmp_path, {"train": [("a", "1"), ("a", "2"), ("b", "9")], "val": [("c", "1")]})
+    for v in ("1", "3"):
+        write_video(root / "a" / f"{v}.mp4", make_frames(4, 16, 16))
+    (root / "a" / "4.mp4").write_bytes(b"text, not a video")
+    _write_lists(tmp_path, {"train": [("a", "1"), ("a", "2"), ("a", "3"), ("a", "4"), ("b", "9")], "val": [("c", "1")]})
     report = check_split_dir(tmp_path, root, expected={"train": 2, "val": 2})
     train = report["train"]
-    assert (train["listed"], train["found"], train["missing"]) == (3, 1, 2)
-    assert train["missing_examples"] == ["a/2", "b/9"]
-    assert train["classes_ok"] is True and train["empty_classes"] == ["b"]
+    assert (train["listed"], train["found"]) == (5, 3)
+    assert train["missing"] == ["a/2", "b/9"] and list(train["broken"]) == ["a/4"]
+    assert "4.mp4" in train["broken"]["a/4"]
+    assert train["classes_ok"] is True and train["short_classes"] == {"b": 0}
     assert report["val"]["classes_ok"] is False and report["val"]["found"] == 0
     assert "error" in report["test"]
+    problems = check_problems(report)
+    assert any("2 missing (a/2, b/9) and 1 broken (a/4) of 5" in p for p in problems)
+    assert any("'b': 0" in p for p in problems) and any("testlist03.txt" in p for p in problems)
+    tolerant = check_problems(report, max_bad_fraction=0.6)
+    assert not any(p.startswith("train split") and "missing" in p for p in tolerant)
+    assert any(p.startswith("val split") and "1 missing (c/1)" in p for p in tolerant)
 
 
 def test_split_dir_for(tmp_path):
@@ -207,30 +200,34 @@ def test_load_benchmark_split_errors(tmp_path):
         load_split(tmp_path, "holdout", tmp_path)
 
 
-def test_partition_class_folders_disjoint_and_deterministic(tmp_path):
-    for c in range(10):
-        for v in range(2):
-            _touch(tmp_path / f"class{c}" / f"v{v}.mp4")
-    _touch(tmp_path / "class9" / "frames" / "0001.png")
-    (tmp_path / "empty_class").mkdir()
-    parts = partition_class_folders(tmp_path, seed=3)
-    assert [len(parts[s].classes) for s in ("train", "val", "test")] == [6, 2, 2]
-    all_classes = [c for s in parts.values() for c in s.classes]
-    assert sorted(all_classes) == sorted(f"class{c}" for c in range(10))
-    assert parts == partition_class_folders(tmp_path, seed=3)
-    others = [partition_class_folders(tmp_path, seed=s)["test"].classes for s in range(6)]
-    assert len({tuple(o) for o in others}) > 1
-    counts = {i.class_name: 0 for s in parts.values() for i in s.items}
-    for s in parts.values():
-        for i in s.items:
-            counts[i.class_name] += 1
-            assert s.classes[i.label] == i.class_name
-    assert counts["class9"] == 3 and counts["class0"] == 2
-
-
-def test_partition_needs_three_classes(tmp_path):
-    _touch(tmp_path / "a" / "1.mp4")
-    _touch(tmp_path / "b" / "1.mp4")
-    with pytest.raises(DatasetError, match="at least 3"):
-        partition_class_folders(tmp_path)
+def test_split_class_names_gives_each_part_a_class():
     assert {k: len(v) for k, v in split_class_names(["a", "b", "c"]).items()} == {"train": 1, "val": 1, "test": 1}
+    with pytest.raises(DatasetError, match="at least 3"):
+        split_class_names(["a", "b"])
+
+
+def test_duplicated_line_names_the_file_and_both_lines(tmp_path):
+    path = tmp_path / "trainlist03.txt"
+    path.write_text("a/1\nb/2\n\na/1\n")
+    with pytest.raises(DatasetError, match=r"trainlist03.txt: 1 duplicated line\(s\): line 4 repeats line 1 \(a/1\)"):
+        read_split_list(path)
+
+
+def test_crlf_lists_read_like_lf(tmp_path):
+    path = tmp_path / "trainlist03.txt"
+    path.write_bytes(b"a/1\r\nb c/2\r\n")
+    assert read_split_list(path) == [("a", "1"), ("b c", "2")]
+
+
+def test_video_in_two_splits_names_both_files_and_lines(tmp_path):
+    root = tmp_path / "videos"
+    for c, v in [("a", "1"), ("a", "2"), ("b", "3")]:
+        _touch(root / c / f"{v}.mp4")
+    _write_lists(tmp_path / "lists", {"train": [("a", "1"), ("a", "2")], "test": [("b", "3"), ("a", "2")]})
+    for split in ("train", "test"):
+        with pytest.raises(DatasetError, match="listed in two splits") as err:
+            load_split(tmp_path / "lists", split, root)
+        message = str(err.value)
+        assert "a/2 is on line 2 of" in message and "trainlist03.txt" in message and "testlist03.txt" in message
+    report = check_split_dir(tmp_path / "lists", root)
+    assert "listed in two splits" in report["train"]["error"] and "listed in two splits" in report["test"]["error"]

@@ -1,7 +1,9 @@
 """Video and frame-folder reading: exact frames, every decoding path, sizes, errors."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -335,13 +337,12 @@ def test_empty_frame_folder_and_broken_image(tmp_path, tiny_frame_folder):
         read_frames(broken, [2])
 
 
-def test_metadata_claiming_more_frames_than_exist_is_clamped(tmp_path, make_frames):
-    """A faststart mp4 cut in half keeps its index: the metadata promises frames that are gone."""
-    frames = make_frames(48, 64, 96)
+def _faststart_cut(tmp_path, frames, keep: float) -> Path:
+    """An mp4 with its index at the front (``movflags=faststart``), only the first ``keep`` of its bytes kept."""
     full = tmp_path / "full.mp4"
     with av.open(str(full), "w", options={"movflags": "faststart"}) as container:
         stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         stream.options = {"x264-params": "keyint=12:bframes=0"}
         for array in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
@@ -350,25 +351,37 @@ def test_metadata_claiming_more_frames_than_exist_is_clamped(tmp_path, make_fram
             container.mux(packet)
     cut = tmp_path / "cut.mp4"
     data = full.read_bytes()
-    cut.write_bytes(data[: int(len(data) * 0.6)])
-    real = []
-    with av.open(str(cut)) as container:  # decode what is there, ignoring the broken last packet
-        for packet in container.demux(video=0):
-            try:
-                real.extend(f.to_ndarray(format="rgb24") for f in packet.decode())
-            except av.error.InvalidDataError:
-                pass
-    real = np.stack(real)
-    assert 0 < len(real) < 48
-    info = probe_video(cut)
-    assert info.num_frames == 48  # what the (intact) index claims
+    cut.write_bytes(data[: int(len(data) * keep)])
+    return cut
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.6])
+def test_faststart_file_cut_short_is_damaged(tmp_path, make_frames, keep):
+    """The index at the front promises 48 frames the file no longer holds: never a repeated frame."""
+    cut = _faststart_cut(tmp_path, make_frames(48, 64, 96), keep)
+    assert_read_error(cut, lambda: probe_video(cut), "declares 48 frames", "truncated")
+    with av.open(str(cut)) as container:  # what the header states, as a caller with its own info would see it
+        stream = container.streams.video[0]
+        info = VideoInfo(cut, stream.frames, 25.0, float(stream.duration * stream.time_base), 96, 64)
+    assert info.num_frames == 48
     for mode in ("auto", "forward", "seek"):
-        got = read_frames(cut, [0, 47, len(real) - 1], info=info, mode=mode)
-        assert torch.equal(got[0], as_chw(real[:1])[0])
-        assert torch.equal(got[1], as_chw(real[-1:])[0])  # clamped to the last real frame
-        assert torch.equal(got[2], as_chw(real[-1:])[0])
-    with pytest.raises(VideoReadError):
-        read_frames(cut, [48], info=info)
+        message = assert_read_error(cut, lambda mode=mode: read_frames(cut, [0, 47], info=info, mode=mode), "declares 48")
+        assert "only" in message and "could be decoded" in message
+
+
+def test_a_frame_past_the_stated_count_is_clamped(tiny_video, decode_all):
+    """Metadata one frame off (within the 5 % / 2 frames tolerance) is rounding, not damage."""
+    info = dataclasses.replace(probe_video(tiny_video), num_frames=49)
+    got = read_frames(tiny_video, [47, 48], info=info)
+    assert torch.equal(got[1], got[0]) and torch.equal(got[0], as_chw(decode_all(tiny_video)[-1:])[0])
+
+
+def test_short_video_repeats_frames(tmp_path, make_frames, write_video):
+    """A 1-frame video is legal: every index of a clip is that frame."""
+    path = write_video(tmp_path / "one.mp4", make_frames(1, 32, 32))
+    assert probe_video(path).num_frames == 1
+    clip = read_frames(path, [0, 0, 0])
+    assert clip.shape == (3, 3, 32, 32) and torch.equal(clip[0], clip[2])
 
 
 def test_bad_arguments(tiny_video):

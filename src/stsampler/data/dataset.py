@@ -1,17 +1,28 @@
 """VideoDataset: one decoded, transformed clip of M dense frames per item.
 
-An item is ``{"frames": uint8 [M, 3, H, W], "label": int, "index": int, "frame_indices": int64
-[M]}``. Its random draws (training-time segment jitter, crop, flip) come from a generator seeded
-by ``(seed, index)`` for an int key, or by ``(seed, index, draw_seed)`` for a key ``(index,
-draw_seed)`` as :class:`stsampler.data.episodes.EpisodeSampler` yields, so every episode jitters
-differently yet reproducibly, in any worker.
+An item is ``{"frames": uint8 [M, 3, H, W], "label": int, "index": int, "requested": int,
+"frame_indices": int64 [M]}``. A key is an int, ``(index, draw_seed)`` or ``(index, draw_seed,
+members)`` as :meth:`stsampler.data.episodes.Episode.batch` yields (``members``: every dataset
+index of the episode). Its random draws (training-time segment jitter, crop, flip) come from a
+generator seeded by ``(seed, index)`` for an int key, or by ``(seed, index, draw_seed)``, so every
+episode jitters differently yet reproducibly, in any worker.
 
 Unreadable videos (:class:`stsampler.errors.VideoReadError`) are skipped: one warning per file,
-recorded in :attr:`VideoDataset.bad_videos`, and the item is replaced by the next readable video of
-the same class (deterministically; ``index`` in the result then names the replacement). When more
-than ``max_bad_fraction`` of the distinct videos this process has tried are bad (counted once at
-least :data:`MIN_VIDEOS_BEFORE_ABORT` have been tried), :class:`stsampler.errors.DatasetError`
-stops the run with a summary.
+recorded in :attr:`VideoDataset.bad_videos`, and the item is replaced by a stand-in of the same
+class; ``requested`` names the index asked for, ``index`` the one decoded. A stand-in is never a
+member of the episode, so no video appears twice in one episode: the episode's members of a
+class share out the class's other videos (taken in class order, wrapping, from after the
+class's first member), the ``r``-th member of the class taking every ``k``-th of them from
+position ``r`` (``k``: the class's members in the episode), and each takes the first readable
+one of its share. The choice depends only on the episode and on which files are readable, so a
+fixed episode list re-draws exactly its affected members, identically on every run and in any
+worker. With no readable video left in a member's share, :class:`stsampler.errors.DatasetError`
+names split, class and video.
+
+The split is judged as a whole: when the dataset is built, every listed file is checked cheaply
+(it exists and is not empty), and from then on :class:`stsampler.errors.DatasetError` stops the run
+as soon as more than ``max_bad_fraction`` of the listed videos (those missing from the data root
+included) are missing or unreadable.
 
 Evaluation clips are deterministic (segment centres, centre crop), so an evaluation dataset can
 keep them in memory (``cache_bytes``): fixed test episodes draw each test video many times (10,000
@@ -30,13 +41,12 @@ from torch.utils.data import Dataset
 from stsampler.data.indices import segment_indices
 from stsampler.data.splits import VideoItem
 from stsampler.data.transforms import ClipTransform
-from stsampler.data.video import probe_video, read_frames
+from stsampler.data.video import check_path, probe_video, read_frames
 from stsampler.errors import DatasetError, VideoReadError
 
-__all__ = ["VideoDataset", "MIN_VIDEOS_BEFORE_ABORT"]
+__all__ = ["VideoDataset"]
 
-#: The bad-video fraction is only judged once this many distinct videos have been tried.
-MIN_VIDEOS_BEFORE_ABORT = 10
+_CHECK_HINT = "run `stsampler splits check` to list the missing and broken videos"
 
 
 class VideoDataset(Dataset):
@@ -50,14 +60,24 @@ class VideoDataset(Dataset):
         seed: base seed of every random draw.
         decode_size: resize while decoding (int: short side; ``(H, W)``: fixed size); None keeps
             the stored size.
-        max_bad_fraction: abort when more than this fraction of the videos tried are unreadable.
+        max_bad_fraction: abort when more than this fraction of the split's listed videos are
+            missing or unreadable.
         cache_bytes: without ``train``, keep decoded items in memory up to this many bytes of frames,
             dropping the least recently used (each DataLoader worker holds its own cache); 0 keeps none.
+        split: what the items are, for messages (e.g. ``"test split (lists/testlist03.txt)"``).
+        missing: ``class/video_id`` of the listed videos absent from the data root (they count
+            as bad in the fraction).
 
     Attributes:
         labels: the label of each index.
+        class_names: label -> class name.
         num_classes: ``max(labels) + 1`` (labels are positions in a split's sorted class list).
-        bad_videos: path -> reason, for every unreadable video met by this process.
+        split, missing: as given.
+        bad_videos: path -> reason, for every unreadable video met by this process (the files found
+            missing or empty when the dataset was built included).
+
+    Raises:
+        DatasetError: no items, or more than ``max_bad_fraction`` of the listed videos missing or empty.
     """
 
     def __init__(
@@ -70,9 +90,11 @@ class VideoDataset(Dataset):
         decode_size: int | tuple[int, int] | None = None,
         max_bad_fraction: float = 0.05,
         cache_bytes: int = 0,
+        split: str = "dataset",
+        missing: Sequence[str] = (),
     ):
         if not items:
-            raise DatasetError("the dataset has no videos; check the split list and data root (`stsampler splits check`)")
+            raise DatasetError(f"the {split} has no videos; check the split list and data root ({_CHECK_HINT})")
         if num_frames < 1:
             raise DatasetError(f"num_frames must be >= 1, got {num_frames}")
         self.items = list(items)
@@ -83,10 +105,13 @@ class VideoDataset(Dataset):
         self.decode_size = decode_size
         self.max_bad_fraction = float(max_bad_fraction)
         self.labels = [int(item.label) for item in self.items]
+        self.class_names = {item.label: item.class_name for item in self.items}
         self.num_classes = max(self.labels) + 1
+        self.split = split
+        self.missing = list(missing)
         self.bad_videos: dict[str, str] = {}
-        self._tried: set[int] = set()
         self._by_class = self.indices_by_class()
+        self._check_files()
         self.cache_bytes = 0 if self.train else int(cache_bytes)
         self._cache: OrderedDict[int, dict] = OrderedDict()
         self._cached_bytes = 0
@@ -123,35 +148,85 @@ class VideoDataset(Dataset):
             "frame_indices": frame_indices,
         }
 
+    def _describe(self, index: int) -> str:
+        item = self.items[index]
+        return f"{item.key} (class {item.class_name!r} of the {self.split})"
+
+    def _check_files(self) -> None:
+        """Record the listed files that are missing or empty (a stat each), then judge the split."""
+        for item in self.items:
+            try:
+                check_path(item.path)
+            except VideoReadError as error:
+                self.bad_videos[str(item.path)] = str(error)
+        if self.bad_videos:
+            warnings.warn(
+                f"{len(self.bad_videos)} video(s) of the {self.split} are missing or empty and will be "
+                f"replaced by others of their class, e.g. {'; '.join(list(self.bad_videos.values())[:3])}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        self._check_bad_fraction()
+
     def _record_bad(self, index: int, error: VideoReadError) -> None:
-        path = str(self.items[index].path)
-        self.bad_videos[path] = str(error)
-        warnings.warn(f"skipping unreadable video {path}: {error}", RuntimeWarning, stacklevel=3)
+        self.bad_videos[str(self.items[index].path)] = str(error)
+        warnings.warn(f"skipping unreadable video {self._describe(index)}: {error}", RuntimeWarning, stacklevel=4)
+        self._check_bad_fraction()
 
     def _check_bad_fraction(self) -> None:
-        tried, bad = len(self._tried), len(self.bad_videos)
-        if bad and tried >= MIN_VIDEOS_BEFORE_ABORT and bad > self.max_bad_fraction * tried:
-            examples = "; ".join(f"{p}: {m}" for p, m in list(self.bad_videos.items())[:5])
+        listed, bad = len(self.items) + len(self.missing), len(self.bad_videos) + len(self.missing)
+        if bad > self.max_bad_fraction * listed:
+            examples = [f"{key}: not under the data root" for key in self.missing[:3]]
+            examples += list(self.bad_videos.values())[: 5 - len(examples)]
             raise DatasetError(
-                f"{bad} of the {tried} videos read so far are unreadable (more than "
-                f"{self.max_bad_fraction:.0%}), e.g. {examples}. Run `stsampler splits check` to "
-                "list missing or broken videos, re-download or re-extract them, or drop them from the split"
+                f"{bad} of the {listed} videos of the {self.split} are missing or unreadable (more "
+                f"than data.max_bad_fraction={self.max_bad_fraction:g}), e.g. {'; '.join(examples)}; "
+                f"{_CHECK_HINT}, then re-download or re-extract them, or drop them from the split list"
             )
 
-    def _candidates(self, index: int) -> list[int]:
-        """``index`` then the other videos of its class, in order, wrapping around."""
-        members = self._by_class[self.labels[index]]
-        start = members.index(index)
-        return members[start:] + members[:start]
+    def _stand_ins(self, index: int, members: Sequence[int]) -> list[int]:
+        """The videos that may replace ``index``, in order of preference: its share of the class's
+        videos outside ``members`` (see the module docstring)."""
+        label = self.labels[index]
+        same = [m for m in dict.fromkeys(members) if self.labels[m] == label]
+        taken = set(same)
+        videos = self._by_class[label]
+        start = videos.index(same[0])
+        others = [v for v in videos[start + 1 :] + videos[:start] if v not in taken]
+        return others[same.index(index) :: len(same)]
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict:
-        index, draw_seed = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (int(key), None)
+    def __getitem__(self, key: int | tuple[int, int] | tuple[int, int, Sequence[int]]) -> dict:
+        if isinstance(key, tuple):
+            index, draw_seed = int(key[0]), int(key[1])
+            members = tuple(int(m) for m in key[2]) if len(key) > 2 else (index,)
+        else:
+            index, draw_seed, members = int(key), None, (int(key),)
         if not 0 <= index < len(self.items):
             raise IndexError(f"index {index} outside a dataset of {len(self.items)} videos")
+        if index not in members:
+            raise IndexError(f"key {key!r}: index {index} is not among the episode's members")
+        item = self._fetch(index, draw_seed)
+        if item is None:
+            item = next(filter(None, (self._fetch(c, draw_seed) for c in self._stand_ins(index, members))), None)
+        if item is None:
+            raise DatasetError(
+                f"video {self._describe(index)} is unreadable and no other readable video of its class "
+                f"can stand in for it without repeating a video of the episode; {_CHECK_HINT}"
+            )
+        return {**item, "requested": index}
+
+    def _fetch(self, index: int, draw_seed: int | None) -> dict | None:
+        """The item of ``index`` (from the cache when there), or None when the video is unreadable."""
         if index in self._cache:
             self._cache.move_to_end(index)
             return _copy_item(self._cache[index])
-        item = self._read(index, draw_seed)
+        if str(self.items[index].path) in self.bad_videos:
+            return None
+        try:
+            item = self._load(index, self._generator(index, draw_seed))
+        except VideoReadError as error:
+            self._record_bad(index, error)
+            return None
         if self.cache_bytes:
             self._remember(index, item)
         return item
@@ -166,26 +241,6 @@ class VideoDataset(Dataset):
         while self._cached_bytes > self.cache_bytes:
             _, dropped = self._cache.popitem(last=False)
             self._cached_bytes -= dropped["frames"].nbytes
-
-    def _read(self, index: int, draw_seed: int | None) -> dict:
-        """Decode ``index``, or the next readable video of its class."""
-        for candidate in self._candidates(index):
-            if str(self.items[candidate].path) in self.bad_videos:
-                continue
-            self._tried.add(candidate)
-            try:
-                item = self._load(candidate, self._generator(candidate, draw_seed))
-            except VideoReadError as error:
-                self._record_bad(candidate, error)
-                self._check_bad_fraction()
-                continue
-            self._check_bad_fraction()
-            return item
-        item = self.items[index]
-        raise DatasetError(
-            f"every video of class {item.class_name!r} is unreadable (e.g. {item.path}); "
-            "run `stsampler splits check` and fix the data"
-        )
 
 
 def _copy_item(item: dict) -> dict:

@@ -8,12 +8,17 @@ same episode decodes the same clips on every run while different episodes jitter
 
 Use with a ``DataLoader``::
 
-    sampler = EpisodeSampler(dataset.labels, way=5, shot=1, query=5, num_episodes=1000, seed=0)
+    sampler = EpisodeSampler(dataset.labels, way=5, shot=1, query=5, num_episodes=1000, seed=0,
+                             class_names=dataset.class_names, split=dataset.split)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=4,
                         collate_fn=functools.partial(collate_episode, shot=1))
 
 ``collate_episode`` needs ``shot`` (the batch carries no episode structure): N is the number of
 distinct classes in the batch, the first N*K items are the support set.
+
+Every dataset key names the episode's members (:data:`EpisodeKey`), so the dataset replaces an
+unreadable video by a stand-in from outside the episode; the collated batch says which
+(``requested`` vs ``indices``), for the caller to record.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -32,6 +37,7 @@ from stsampler.io import atomic_write_json
 
 __all__ = [
     "Episode",
+    "EpisodeKey",
     "EpisodeSampler",
     "FixedEpisodeSampler",
     "sample_episodes",
@@ -41,6 +47,9 @@ __all__ = [
 ]
 
 _FORMAT = "stsampler-episodes-1"
+
+#: A dataset key of one episode member: ``(dataset_index, draw_seed, members)``.
+EpisodeKey = tuple[int, int, tuple[int, ...]]
 
 
 @dataclass(frozen=True)
@@ -64,12 +73,14 @@ class Episode:
         """Support then query indices, the order the sampler yields and the collate expects."""
         return self.support + self.query
 
-    def batch(self) -> list[tuple[int, int]]:
-        """``[(dataset_index, draw_seed), ...]`` for support then query (dataset keys)."""
-        return [(index, self.draw_seed) for index in self.indices]
+    def batch(self) -> list[EpisodeKey]:
+        """``[(dataset_index, draw_seed, members), ...]`` for support then query (dataset keys);
+        ``members`` is :attr:`indices`, so that a stand-in for an unreadable video is never
+        another member of the episode (see :class:`stsampler.data.dataset.VideoDataset`)."""
+        return [(index, self.draw_seed, self.indices) for index in self.indices]
 
 
-class EpisodeSampler(Sampler[list[tuple[int, int]]]):
+class EpisodeSampler(Sampler[list[EpisodeKey]]):
     """Draws episodes from dataset labels; episode ``i`` of rank ``r`` is a deterministic
     function of ``(seed, i * world_size + r)``, so ranks draw different episodes and a run resumed
     with ``start=i`` yields exactly the tail of the uninterrupted run.
@@ -81,6 +92,13 @@ class EpisodeSampler(Sampler[list[tuple[int, int]]]):
         seed: base seed.
         rank, world_size: this process's share (distributed training).
         start: first episode to yield (resume).
+        class_names: label -> class name, and ``split`` what the labels are (e.g. ``"train split
+            (lists/trainlist03.txt)"``): both for messages (:attr:`VideoDataset.class_names` and
+            :attr:`VideoDataset.split`).
+
+    Raises:
+        DatasetError: bad sizes, fewer classes than ``way`` or a class with fewer than
+            ``shot + query`` videos (named).
     """
 
     def __init__(
@@ -94,6 +112,8 @@ class EpisodeSampler(Sampler[list[tuple[int, int]]]):
         rank: int = 0,
         world_size: int = 1,
         start: int = 0,
+        class_names: Mapping[int, str] | None = None,
+        split: str = "dataset",
     ):
         if way < 1 or shot < 1 or query < 0 or num_episodes < 0:
             raise DatasetError(
@@ -115,16 +135,18 @@ class EpisodeSampler(Sampler[list[tuple[int, int]]]):
         self._members = [np.asarray(by_class[c], dtype=np.int64) for c in self._classes]
         if len(self._classes) < way:
             raise DatasetError(
-                f"{way}-way episodes need at least {way} classes, the dataset has {len(self._classes)}; "
-                "use a smaller way"
+                f"{way}-way episodes need at least {way} classes, the {split} has {len(self._classes)}; "
+                "use a smaller way or add classes to the split list"
             )
         need = shot + query
         short = {c: len(m) for c, m in zip(self._classes, self._members) if len(m) < need}
         if short:
-            listed = ", ".join(f"class {c}: {n}" for c, n in sorted(short.items())[:10])
+            names = class_names or {}
+            listed = ", ".join(f"{names.get(c, f'label {c}')!r}: {n}" for c, n in sorted(short.items())[:10])
             raise DatasetError(
-                f"{len(short)} class(es) have fewer than shot+query = {need} videos ({listed}"
-                f"{', ...' if len(short) > 10 else ''}); use a smaller shot/query or drop those classes"
+                f"{len(short)} class(es) of the {split} have fewer than shot+query = {need} videos "
+                f"({listed}{', ...' if len(short) > 10 else ''}); use a smaller shot/query or drop "
+                "those classes from the split list"
             )
 
     def episode(self, i: int) -> Episode:
@@ -140,7 +162,7 @@ class EpisodeSampler(Sampler[list[tuple[int, int]]]):
         classes = tuple(self._classes[p] for p in picks)
         return Episode(classes, tuple(support), tuple(query), draw_seed)
 
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+    def __iter__(self) -> Iterator[list[EpisodeKey]]:
         for i in range(self.start, self.num_episodes):
             yield self.episode(i).batch()
 
@@ -149,14 +171,22 @@ class EpisodeSampler(Sampler[list[tuple[int, int]]]):
 
 
 def sample_episodes(
-    labels: Sequence[int], way: int, shot: int, query: int, num_episodes: int, seed: int = 0
+    labels: Sequence[int],
+    way: int,
+    shot: int,
+    query: int,
+    num_episodes: int,
+    seed: int = 0,
+    class_names: Mapping[int, str] | None = None,
+    split: str = "dataset",
 ) -> list[Episode]:
-    """A fixed list of ``num_episodes`` episodes (e.g. for evaluation on identical tasks)."""
-    sampler = EpisodeSampler(labels, way, shot, query, num_episodes, seed)
+    """A fixed list of ``num_episodes`` episodes (e.g. for evaluation on identical tasks);
+    ``class_names`` and ``split`` name what is wrong in errors (see :class:`EpisodeSampler`)."""
+    sampler = EpisodeSampler(labels, way, shot, query, num_episodes, seed, class_names=class_names, split=split)
     return [sampler.episode(i) for i in range(num_episodes)]
 
 
-class FixedEpisodeSampler(Sampler[list[tuple[int, int]]]):
+class FixedEpisodeSampler(Sampler[list[EpisodeKey]]):
     """Yields the batches of a given episode list; episode ``i`` goes to rank ``i % world_size``."""
 
     def __init__(self, episodes: Sequence[Episode], rank: int = 0, world_size: int = 1):
@@ -164,7 +194,7 @@ class FixedEpisodeSampler(Sampler[list[tuple[int, int]]]):
             raise DatasetError(f"rank {rank} is outside world size {world_size}")
         self.episodes = list(episodes)[rank::world_size]
 
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+    def __iter__(self) -> Iterator[list[EpisodeKey]]:
         for episode in self.episodes:
             yield episode.batch()
 
@@ -264,7 +294,10 @@ def collate_episode(batch: list[dict], shot: int) -> dict[str, torch.Tensor]:
         ``frames`` uint8 ``[B, M, 3, H, W]``; ``labels`` int64 ``[B]`` episode labels 0..N-1 (the
         position of the item's class among the support classes in order of first appearance);
         ``class_ids`` int64 ``[B]`` dataset labels; ``is_support`` bool ``[B]``; ``indices`` int64
-        ``[B]``; ``frame_indices`` int64 ``[B, M]``.
+        ``[B]`` the dataset indices decoded; ``requested`` int64 ``[B]`` the indices asked for
+        (they differ where an unreadable video was replaced by a stand-in; an item without
+        ``"requested"`` was decoded as asked); ``frame_indices``
+        int64 ``[B, M]``.
     """
     class_ids = torch.tensor([int(item["label"]) for item in batch], dtype=torch.int64)
     order = list(dict.fromkeys(class_ids.tolist()))
@@ -282,5 +315,6 @@ def collate_episode(batch: list[dict], shot: int) -> dict[str, torch.Tensor]:
         "class_ids": class_ids,
         "is_support": torch.arange(len(batch)) < num_support,
         "indices": torch.tensor([int(item["index"]) for item in batch], dtype=torch.int64),
+        "requested": torch.tensor([int(item.get("requested", item["index"])) for item in batch], dtype=torch.int64),
         "frame_indices": torch.stack([torch.as_tensor(item["frame_indices"], dtype=torch.int64) for item in batch]),
     }

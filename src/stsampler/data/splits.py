@@ -3,8 +3,11 @@
 A split list holds one ``class/video_id`` per line (the format of the CMN, OTAM and ARN splits
 distributed with TRX and TA2N): the class name is everything before the FIRST ``/`` (it may
 contain spaces, e.g. Kinetics ``air drumming/-VtLx-mcPds_000012_000022``), the video id is the
-rest. A benchmark directory holds ``trainlist03.txt``, ``vallist03.txt`` and ``testlist03.txt``
-(:data:`SPLIT_FILES`), whose class sets are disjoint.
+rest; LF or CRLF line ends. A benchmark directory holds ``trainlist03.txt``, ``vallist03.txt`` and
+``testlist03.txt`` (:data:`SPLIT_FILES`), whose class sets are disjoint.
+
+A video listed twice, in one list or in two lists of a directory, would let an episode hold the
+same video as support and query (an inflated accuracy): both are errors naming the lines.
 
 On disk a video ``class/video_id`` is ``data_root/class/video_id.<ext>`` for any extension in
 :data:`stsampler.data.video.VIDEO_EXTENSIONS`, or a frame folder ``data_root/class/video_id/``
@@ -24,8 +27,8 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from stsampler.data.video import VIDEO_EXTENSIONS, is_video
-from stsampler.errors import DatasetError
+from stsampler.data.video import VIDEO_EXTENSIONS, is_video, probe_video
+from stsampler.errors import DatasetError, VideoReadError
 from stsampler.io import atomic_write, atomic_write_text, file_sha256
 
 __all__ = [
@@ -38,14 +41,13 @@ __all__ = [
     "write_split_list",
     "fetch_splits",
     "VideoItem",
-    "resolve_video",
     "Split",
     "load_split",
     "split_dir_for",
     "load_benchmark_split",
     "check_split_dir",
+    "check_problems",
     "split_class_names",
-    "partition_class_folders",
 ]
 
 SPLIT_FILES = {"train": "trainlist03.txt", "val": "vallist03.txt", "test": "testlist03.txt"}
@@ -170,9 +172,14 @@ def read_split_list(path: str | os.PathLike) -> list[tuple[str, str]]:
     """Parse a split list into ``(class_name, video_id)`` pairs, in file order.
 
     Blank lines are skipped; surrounding whitespace is ignored. A line without a ``/`` or with an
-    empty class or video id raises :class:`DatasetError` naming the file and the line number.
+    empty class or video id, and a video listed twice, raise :class:`DatasetError` naming the file
+    and the line numbers.
     """
-    path = Path(path)
+    return [(class_name, video_id) for _, class_name, video_id in _read_numbered(Path(path))]
+
+
+def _read_numbered(path: Path) -> list[tuple[int, str, str]]:
+    """``(line_number, class_name, video_id)`` of each entry of a split list (see :func:`read_split_list`)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -188,7 +195,19 @@ def read_split_list(path: str | os.PathLike) -> list[tuple[str, str]]:
             raise DatasetError(
                 f"{path}, line {number}: expected 'class/video_id', got {line!r}; fix or delete the line"
             )
-        entries.append((class_name, video_id))
+        entries.append((number, class_name, video_id))
+    first: dict[tuple[str, str], int] = {}
+    repeats = []
+    for number, class_name, video_id in entries:
+        earlier = first.setdefault((class_name, video_id), number)
+        if earlier != number:
+            repeats.append(f"line {number} repeats line {earlier} ({class_name}/{video_id})")
+    if repeats:
+        raise DatasetError(
+            f"{path}: {len(repeats)} duplicated line(s): {'; '.join(repeats[:5])}"
+            f"{'; ...' if len(repeats) > 5 else ''}; a video listed twice can be support and query "
+            "of one episode: delete the repeats"
+        )
     return entries
 
 
@@ -323,19 +342,6 @@ class _ClassFolderIndex:
             return folder
         return None
 
-    def video_ids(self, class_name: str) -> list[str]:
-        """Sorted ids of the videos present in one class folder."""
-        files, folders = self._listing(class_name)
-        ids = set(files) | {name for name, path in folders.items() if is_video(path)}
-        return sorted(ids)
-
-
-def resolve_video(data_root: str | os.PathLike, class_name: str, video_id: str) -> Path | None:
-    """``data_root/class/video_id`` with a supported video extension (the first of
-    :data:`VIDEO_EXTENSIONS` when several exist), else that frame folder if it holds images,
-    else None."""
-    return _ClassFolderIndex(Path(data_root)).lookup(class_name, video_id)
-
 
 @dataclass
 class Split:
@@ -346,12 +352,19 @@ class Split:
         classes: the class names, sorted; an item's label is its class's position here.
         items: the videos found on disk, in list order.
         missing: ``class/video_id`` of the listed videos with no file.
+        list_file: the split list read, if any.
     """
 
     name: str
     classes: list[str]
     items: list[VideoItem]
     missing: list[str] = field(default_factory=list)
+    list_file: Path | None = None
+
+    @property
+    def description(self) -> str:
+        """``"train split (lists/trainlist03.txt)"``: what messages call it."""
+        return f"{self.name} split" + (f" ({self.list_file})" if self.list_file is not None else "")
 
     @property
     def keys(self) -> list[str]:
@@ -359,7 +372,9 @@ class Split:
         return [item.key for item in self.items]
 
 
-def _resolve_entries(name: str, entries: Sequence[tuple[str, str]], index: _ClassFolderIndex) -> Split:
+def _resolve_entries(
+    name: str, entries: Sequence[tuple[str, str]], index: _ClassFolderIndex, list_file: Path | None = None
+) -> Split:
     classes = sorted({class_name for class_name, _ in entries})
     label = {class_name: i for i, class_name in enumerate(classes)}
     items, missing = [], []
@@ -369,7 +384,7 @@ def _resolve_entries(name: str, entries: Sequence[tuple[str, str]], index: _Clas
             missing.append(f"{class_name}/{video_id}")
         else:
             items.append(VideoItem(path, label[class_name], class_name, video_id))
-    return Split(name, classes, items, missing)
+    return Split(name, classes, items, missing, list_file)
 
 
 def _split_file(split_dir: Path, split: str) -> Path:
@@ -378,10 +393,42 @@ def _split_file(split_dir: Path, split: str) -> Path:
     return Path(split_dir) / SPLIT_FILES[split]
 
 
+def _leaks(lists: dict[str, tuple[Path, list[tuple[int, str, str]]]]) -> list[str]:
+    """Videos listed in two of ``lists`` (split -> (file, numbered entries)), described with files and lines."""
+    seen: dict[tuple[str, str], tuple[Path, int]] = {}
+    leaks = []
+    for path, entries in lists.values():
+        for number, class_name, video_id in entries:
+            other = seen.setdefault((class_name, video_id), (path, number))
+            if other[0] != path:
+                leaks.append(f"{class_name}/{video_id} is on line {other[1]} of {other[0]} and line {number} of {path}")
+    return leaks
+
+
+def _leak_error(leaks: list[str]) -> DatasetError:
+    return DatasetError(
+        f"{len(leaks)} video(s) are listed in two splits: {'; '.join(leaks[:5])}{'; ...' if len(leaks) > 5 else ''}; "
+        "a video may belong to one of train/val/test only: delete the repeats"
+    )
+
+
 def load_split(split_dir: str | os.PathLike, split: str, data_root: str | os.PathLike) -> Split:
-    """Read ``split_dir/SPLIT_FILES[split]`` and find each listed video under ``data_root``."""
-    entries = read_split_list(_split_file(Path(split_dir), split))
-    return _resolve_entries(split, entries, _ClassFolderIndex(Path(data_root)))
+    """Read ``split_dir/SPLIT_FILES[split]`` and find each listed video under ``data_root``.
+
+    The other lists of ``split_dir`` that exist are read too: a video listed in two splits raises
+    :class:`DatasetError` naming both files and lines.
+    """
+    path = _split_file(Path(split_dir), split)
+    lists = {split: (path, _read_numbered(path))}
+    for other in SPLIT_FILES:
+        other_path = _split_file(Path(split_dir), other)
+        if other != split and other_path.is_file():
+            lists[other] = (other_path, _read_numbered(other_path))
+    leaks = _leaks(lists)
+    if leaks:
+        raise _leak_error(leaks)
+    entries = [(class_name, video_id) for _, class_name, video_id in lists[split][1]]
+    return _resolve_entries(split, entries, _ClassFolderIndex(Path(data_root)), path)
 
 
 def split_dir_for(name_or_dir: str | os.PathLike, splits_root: str | os.PathLike | None = None) -> Path:
@@ -418,38 +465,102 @@ def check_split_dir(
     split_dir: str | os.PathLike,
     data_root: str | os.PathLike,
     expected: dict[str, int] | None = None,
-    examples: int = 5,
+    way: int = 2,
+    shot: int = 1,
+    query: int = 1,
 ) -> dict[str, dict]:
-    """Report, per split, how many listed videos exist under ``data_root``. Never raises on bad
-    lists or missing videos: problems are reported.
+    """Check every split of a directory of lists against ``data_root``, opening each video.
 
-    Returns ``{split: {"file", "listed", "found", "missing", "missing_examples", "classes",
-    "expected_classes", "classes_ok", "empty_classes"}}``, or ``{split: {"file", "error"}}`` when
-    the list is absent or unreadable.
+    Each listed video is looked up, then probed (:func:`stsampler.data.video.probe_video`:
+    container and stream headers, frame count and the stream's last packet; no decoding). Never
+    raises on bad lists or videos: problems are reported (:func:`check_problems` judges them).
+
+    Returns:
+        ``{split: {"file", "listed", "found", "missing", "broken", "classes", "expected_classes",
+        "classes_ok", "short_classes"}}``: ``missing`` the ``class/video_id`` of the videos not
+        under ``data_root``, ``broken`` ``{class/video_id: reason}`` of those that cannot be read,
+        ``short_classes`` ``{class: readable videos}`` of the classes with fewer than ``shot +
+        query``, ``classes_ok`` whether the class count matches ``expected`` (None without) and is
+        at least ``way``. A list that is absent, malformed, repeats a video or shares one with
+        another list gives ``{split: {"file", "error"}}``.
     """
     index = _ClassFolderIndex(Path(data_root))
     report: dict[str, dict] = {}
+    lists: dict[str, tuple[Path, list[tuple[int, str, str]]]] = {}
     for split in SPLIT_FILES:
         path = _split_file(Path(split_dir), split)
         try:
-            result = _resolve_entries(split, read_split_list(path), index)
+            lists[split] = (path, _read_numbered(path))
         except DatasetError as exc:
             report[split] = {"file": str(path), "error": str(exc)}
+    for split, (path, entries) in lists.items():
+        leaks = _leaks({split: (path, entries), **{o: lists[o] for o in lists if o != split}})
+        if leaks:
+            report[split] = {"file": str(path), "error": str(_leak_error(leaks))}
             continue
-        found_classes = {item.class_name for item in result.items}
+        result = _resolve_entries(split, [(c, v) for _, c, v in entries], index, path)
+        broken: dict[str, str] = {}
+        for item in result.items:
+            try:
+                probe_video(item.path)
+            except VideoReadError as exc:
+                broken[item.key] = str(exc)
+        readable: dict[str, int] = dict.fromkeys(result.classes, 0)
+        for item in result.items:
+            readable[item.class_name] += item.key not in broken
         want = (expected or {}).get(split)
         report[split] = {
             "file": str(path),
-            "listed": len(result.items) + len(result.missing),
+            "listed": len(entries),
             "found": len(result.items),
-            "missing": len(result.missing),
-            "missing_examples": result.missing[:examples],
+            "missing": result.missing,
+            "broken": broken,
             "classes": len(result.classes),
             "expected_classes": want,
-            "classes_ok": None if want is None else len(result.classes) == want,
-            "empty_classes": [c for c in result.classes if c not in found_classes],
+            "classes_ok": len(result.classes) >= way and (want is None or len(result.classes) == want),
+            "short_classes": {c: n for c, n in readable.items() if n < shot + query},
         }
-    return report
+    return {split: report[split] for split in SPLIT_FILES}
+
+
+def check_problems(report: dict[str, dict], max_bad_fraction: float = 0.0, way: int = 2) -> list[str]:
+    """The problems of a :func:`check_split_dir` report, one line each (empty: all is well).
+
+    A split is at fault when its list has an error, its class count is off, a class has too few
+    readable videos, or more than ``max_bad_fraction`` of its listed videos are missing or broken
+    (each named, the first few of each kind).
+    """
+    problems = []
+    for split, entry in report.items():
+        if "error" in entry:
+            problems.append(entry["error"])
+            continue
+        where = f"{split} split ({entry['file']})"
+        bad = len(entry["missing"]) + len(entry["broken"])
+        if bad and bad > max_bad_fraction * entry["listed"]:
+            parts = []
+            if entry["missing"]:
+                parts.append(f"{len(entry['missing'])} missing ({', '.join(entry['missing'][:3])})")
+            if entry["broken"]:
+                named = ", ".join(list(entry["broken"])[:3])
+                parts.append(f"{len(entry['broken'])} broken ({named})")
+            problems.append(
+                f"{where}: {' and '.join(parts)} of {entry['listed']} listed videos (more than "
+                f"--max-bad-fraction {max_bad_fraction:g})"
+            )
+        if not entry["classes_ok"]:
+            want = entry["expected_classes"]
+            problems.append(
+                f"{where}: {entry['classes']} classes; {way}-way episodes need at least {way}"
+                + (f", the benchmark has {want}" if want is not None else "")
+            )
+        if entry["short_classes"]:
+            named = ", ".join(f"{c!r}: {n}" for c, n in list(entry["short_classes"].items())[:5])
+            problems.append(
+                f"{where}: {len(entry['short_classes'])} class(es) with fewer readable videos than "
+                f"shot+query ({named})"
+            )
+    return problems
 
 
 def split_class_names(
@@ -482,31 +593,3 @@ def split_class_names(
     parts = {"val": picked[:n_val], "test": picked[n_val : n_val + n_test], "train": picked[n_val + n_test :]}
     return {split: sorted(parts[split]) for split in SPLIT_FILES}
 
-
-def partition_class_folders(
-    root: str | os.PathLike, seed: int = 0, fractions: Sequence[float] = (0.6, 0.2, 0.2)
-) -> dict[str, Split]:
-    """Turn a plain ``root/<class>/<video>`` dataset (video files or frame folders) into
-    class-disjoint train/val/test splits (see :func:`split_class_names`).
-
-    Classes with no video are left out. Videos are listed in name order.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"dataset root {root} is not a directory")
-    index = _ClassFolderIndex(root)
-    entries: dict[str, list[tuple[str, str]]] = {}
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        ids = index.video_ids(class_dir.name)
-        if ids:
-            entries[class_dir.name] = [(class_dir.name, video_id) for video_id in ids]
-    if len(entries) < 3:
-        raise DatasetError(
-            f"{root} holds {len(entries)} class folder(s) with videos; need at least 3 for "
-            "disjoint train/val/test classes"
-        )
-    parts = split_class_names(list(entries), seed, fractions)
-    return {
-        split: _resolve_entries(split, [e for c in classes for e in entries[c]], index)
-        for split, classes in parts.items()
-    }

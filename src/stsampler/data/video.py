@@ -11,7 +11,7 @@ any list of indices as ``uint8 [len(indices), 3, H, W]``, optionally resized at 
 
 Frame indices are presentation-order indices (what a player shows as frame 0, 1, 2, ...), never
 decode order. Every problem with the input (missing, empty, truncated, undecodable file, no video
-stream, index out of range) raises :class:`stsampler.errors.VideoReadError` with a message that
+stream, index out of range, far fewer frames than the container declares) raises :class:`stsampler.errors.VideoReadError` with a message that
 names the file.
 
 Decoding strategy (video files). Decoding is sequential by nature: a frame can only be decoded
@@ -27,6 +27,7 @@ threshold never pay for the keyframe index (one demuxing pass over the packets, 
 from __future__ import annotations
 
 import bisect
+import itertools
 import os
 import re
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ __all__ = [
     "read_frames",
     "is_video",
     "list_frame_files",
+    "check_path",
 ]
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov")
@@ -68,6 +70,12 @@ SEEK_THRESHOLD = 8
 
 _READ_MODES = ("auto", "forward", "seek")
 _HINT_REDO = "re-download or re-extract it, or drop it from the split list"
+
+
+def _counts_agree(found: float, declared: float) -> bool:
+    """Whether two frame counts agree within 5 % (and 2 frames): metadata and streams differ by a
+    frame or two (edit lists, rounding), a damaged file by much more."""
+    return abs(found - declared) <= max(2.0, 0.05 * declared)
 
 
 @dataclass(frozen=True)
@@ -139,7 +147,14 @@ def is_video(path: str | os.PathLike) -> bool:
     return False
 
 
-def _check_path(path: Path) -> None:
+def check_path(path: str | os.PathLike) -> None:
+    """Cheap checks before any opening (a stat or two): the path exists, is no single image, and
+    a file is not empty.
+
+    Raises:
+        VideoReadError: naming the path and the problem.
+    """
+    path = Path(path)
     if not path.exists():
         raise VideoReadError(f"{path}: no such video file or frame folder; check the data root and split list.")
     if path.is_file():
@@ -312,9 +327,10 @@ def _probe_file(path: Path) -> VideoInfo:
         frames = int(stream.frames or 0)
         plausible = frames > 0
         if plausible and fps > 0 and duration > 0:
-            expected = fps * duration
-            plausible = abs(frames - expected) <= max(2.0, 0.05 * expected)
-        if not plausible:
+            plausible = _counts_agree(frames, fps * duration)
+        if plausible:
+            _check_tail(container, stream, path, frames)
+        else:
             table = _demux_table(container, stream, path)
             if table is None:  # no timestamps at all: count by decoding
                 container.close()
@@ -334,6 +350,27 @@ def _probe_file(path: Path) -> VideoInfo:
         return VideoInfo(path=path, num_frames=frames, fps=fps, duration=duration, width=width, height=height)
     finally:
         container.close()
+
+
+def _check_tail(container, stream, path: Path, declared: int) -> None:
+    """Raise when the stream's last packet, as the container's index places it, is not in the file.
+
+    A file cut short keeps an index at its front (MP4 ``movflags=faststart``) that promises the
+    lost frames; reading the packet at the stream's end (one seek, no decoding) exposes it. A
+    container that cannot seek there (no index) is left to :func:`read_frames`' own check.
+    """
+    if not stream.duration:
+        return
+    try:
+        container.seek((stream.start_time or 0) + stream.duration, stream=stream, backward=True, any_frame=True)
+        found = any(packet.size for packet in itertools.islice(container.demux(stream), 2))
+    except av.FFmpegError:
+        return
+    if not found:
+        raise VideoReadError(
+            f"{path}: the container declares {declared} frames but the file ends before the last of "
+            f"them; the file is truncated: {_HINT_REDO}."
+        )
 
 
 def _iter_frames(container, stream, path: Path) -> Iterator:
@@ -458,12 +495,16 @@ def _read_file(
         if need_table:
             reader.build_table()
         filled: set[int] = set()
-        last = reader.decode(targets, store, filled, mode, seek_threshold)
+        last, end = reader.decode(targets, store, filled, mode, seek_threshold)
         if last is None:
             raise VideoReadError(f"{path}: no frame could be decoded; the file is truncated or corrupt: {_HINT_REDO}.")
-        # Indices past the real end (the metadata promised more frames than the stream holds):
-        # clamp to the last frame that exists.
         missing = [k for k in range(len(targets)) if k not in filled]
+        if missing and not _counts_agree(end, info.num_frames):
+            raise VideoReadError(
+                f"{path}: the container declares {info.num_frames} frames but only {end} could be "
+                f"decoded; the file is truncated or corrupt: {_HINT_REDO}."
+            )
+        # Indices a frame or two past the real end (metadata slightly off): the last frame that exists.
         if missing:
             _convert_into(last, store[missing[0]])
             for k in missing[1:]:
@@ -525,8 +566,9 @@ class _FileDecoder:
         """Decode the sorted unique ``targets`` into ``store[k]`` for ``targets[k]``.
 
         ``filled`` receives the slots ``k`` written. Returns the last decoded frame (None if none
-        could be decoded). A target the stream lacks (a frame the decoder dropped) gets the nearest
-        earlier frame; targets past the end of the stream are left unfilled for the caller to clamp.
+        could be decoded) and the index one past it (the frames the stream held when it ended
+        before the last target). A target the stream lacks (a frame the decoder dropped) gets the
+        nearest earlier frame; targets past the end of the stream are left unfilled for the caller.
         """
         slot = {t: k for k, t in enumerate(targets)}
         got = set()  # frame indices written
@@ -579,9 +621,9 @@ class _FileDecoder:
                 self.consumed = True
                 continue
             if not reached:
-                return prev  # end of stream: the caller clamps what is left
+                return prev, pos  # end of stream: the caller judges what is left
             k += 1
-        return prev
+        return prev, pos
 
 
 # --------------------------------------------------------------------------------------------
@@ -667,8 +709,10 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     Video files: the container's metadata (frame count, average frame rate, duration). When the
     frame count is missing (``0``, usual for WebM/MKV) or disagrees with ``duration * fps`` by more
     than 5 % (and 2 frames), the frames are counted by demuxing the packets (no decoding; decoding
-    only when the packets carry no timestamps at all). The metadata can still overstate the frame
-    count of a damaged file; :func:`read_frames` clamps such indices to the last real frame.
+    only when the packets carry no timestamps at all). A stated count is checked by reading the
+    packet at the stream's end (one seek): a file cut short behind an index at its front
+    (``movflags=faststart``) fails here. What the probe misses, :func:`read_frames` catches when
+    the stream ends far before the stated count.
 
     Frame folders: ``num_frames`` is the number of image files; ``fps`` and ``duration`` are
     ``0.0`` (unknown: a folder of images carries no frame rate); the size is the first image's.
@@ -681,7 +725,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         VideoReadError: missing, empty, unreadable or undecodable input.
     """
     path = Path(path)
-    _check_path(path)
+    check_path(path)
     try:
         stat = path.stat()
         key = (str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino)
@@ -740,21 +784,23 @@ def read_frames(
         uint8 tensor ``[len(indices), 3, H, W]``.
 
     Indices are checked against the probed frame count (``info.num_frames``): a negative index
-    or one >= that count raises. If the stream turns out to hold fewer frames than the metadata
-    promised, indices past the real end return the last real frame (clamped) instead of failing.
+    or one >= that count raises. If the stream ends before an index, the video is damaged
+    (:class:`VideoReadError` stating the declared and decoded counts) unless the two counts agree
+    within 5 % (and 2 frames), a metadata rounding: then such indices return the last real frame.
+    A genuinely short video (fewer frames than a clip asks for, honestly declared) is no error.
 
     Raises:
-        VideoReadError: missing, empty, truncated or undecodable input, no video stream, or an
-            index out of range.
+        VideoReadError: missing, empty, truncated or undecodable input, no video stream, an
+            index out of range, or a stream far shorter than its container declares.
     """
     path = Path(path)
     if mode not in _READ_MODES:
         raise ValueError(f"mode must be one of {_READ_MODES}, got {mode!r}")
     idx = _as_index_list(indices)
     if info is None:
-        _check_path(path)
+        check_path(path)
     elif not path.exists():
-        _check_path(path)
+        check_path(path)
     if path.is_dir():
         return _read_folder(path, idx, size, info)
     if info is None:

@@ -77,7 +77,9 @@ def resolve_flip(cfg: Config) -> bool:
 def build_dataset(cfg: Config, split: str, train: bool, split_data: Split | None = None) -> VideoDataset:
     """The decoded-clip dataset of one split (training augmentation when ``train``).
 
-    ``split_data`` reuses an already resolved split (see :func:`resolve_split`).
+    ``split_data`` reuses an already resolved split (see :func:`resolve_split`). The dataset names
+    the split and its list file in its messages, and judges ``data.max_bad_fraction`` over all the
+    listed videos, the missing ones included.
     """
     resolved = split_data if split_data is not None else resolve_split(cfg, split)
     transform = ClipTransform(
@@ -98,4 +100,6 @@ def build_dataset(cfg: Config, split: str, train: bool, split_data: Split | None
         decode_size=cfg.data.resize_short,
         max_bad_fraction=cfg.data.max_bad_fraction,
         cache_bytes=cache_bytes,
+        split=resolved.description,
+        missing=resolved.missing,
     )
