@@ -286,7 +286,7 @@ def dataset_indices(dataset, key) -> tuple[Path, torch.Tensor]:
     """The video and frame indices ``dataset[key]`` decodes (same draw, without decoding)."""
     from stsampler.data.indices import segment_indices
 
-    index, draw_seed = key if isinstance(key, tuple) else (key, None)
+    index, draw_seed = key[:2] if isinstance(key, tuple) else (key, None)
     path = dataset.items[index].path
     generator = dataset._generator(index, draw_seed)
     frames = segment_indices(probe_video(path).num_frames, dataset.num_frames, random=dataset.train, generator=generator)
