@@ -166,7 +166,7 @@ def test_write_predictions_json_and_csv(tmp_path: Path) -> None:
         rows = list(csv.reader(f))
     assert rows[0] == ["path", "label", "p_jump", "p_wave", "frame_indices"]
     assert rows[2][:2] == ["b.mp4", "jump"] and float(rows[2][3]) == 0.5 and rows[2][4] == "0 2"
-    with pytest.raises(StsamplerError, match=r"\.json or \.csv"):
+    with pytest.raises(StsamplerError, match=r"unknown extension.*\.json, \.csv"):
         write_predictions(preds, tmp_path / "p.txt")
 
 
