@@ -431,11 +431,11 @@ def evaluate_run(
     cfg = config_from_dict(apply_overrides(config_to_dict(stored), overrides), source="overrides")
     shape = episode_shape(cfg, way, shot, query, episodes)
     dev = distributed.init(device, "--device")
+    model, cfg = load_model(ckpt_path, dev, config=cfg)
     dataset = build_dataset(cfg, split, train=False)
     episode_list = _episode_list(
         dataset, split, shape["way"], shape["shot"], shape["query"], shape["episodes"], seed, episodes_file
     )
-    model, cfg = load_model(ckpt_path, dev, config=cfg)
     amp = resolve_amp(cfg.train.amp, dev, cfg.model.backbone)
     result = evaluate(
         model, dataset, episode_list, shape["shot"], dev, amp,
