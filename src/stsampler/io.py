@@ -157,4 +157,9 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(f"{what} {path} is corrupt or not a torch file: {exc}") from exc
+        text = str(exc)
+        if text.startswith("Weights only load failed"):
+            reason = "it is not plain tensors and data, and other pickled objects are never loaded (they could run code)"
+        else:
+            reason = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        raise CheckpointError(f"{what} {path} is corrupt or not a torch file: {reason}") from exc
