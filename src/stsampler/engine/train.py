@@ -212,6 +212,7 @@ class _Trainer:
         train_split = resolve_split(cfg, "train")
         self._check_resumed_classes(len(train_split.classes))
         self.train_set = build_dataset(cfg, "train", train=True, split_data=train_split)
+        self.train_keys = self.train_set.keys
         self.val_set = build_dataset(cfg, "val", train=False) if tcfg.val_episodes > 0 else None
         self.val_episodes = (
             make_episodes(self.val_set, tcfg.way, tcfg.shot, cfg.eval.query, tcfg.val_episodes, cfg.eval.seed)
@@ -338,9 +339,8 @@ class _Trainer:
 
     def _record_substitutions(self, batches: Sequence[dict[str, torch.Tensor]]) -> None:
         """Count the training videos replaced in this step's episodes; log each new one (this rank)."""
-        keys = self.train_set.keys
         for batch in batches:
-            for requested, replacement in self.substitutions["train"].record(batch, keys):
+            for requested, replacement in self.substitutions["train"].record(batch, self.train_keys):
                 log.warning("train: unreadable video %s replaced by %s (another video of its class)",
                             requested, replacement)
 
