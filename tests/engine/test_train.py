@@ -140,7 +140,8 @@ def test_substituted_videos_are_logged_and_recorded(tiny_config, tmp_path: Path,
 
     monkeypatch.setattr(evaluate_module, "collate_episode", collate)
     run = tmp_path / "run"
-    results = train(tiny_config(), run, progress=False)
+    train(tiny_config(), run, progress=False, max_steps=2)
+    results = train(tiny_config(), run, progress=False, resume=True)  # the count survives the resume
     saved = json.loads((run / "results.json").read_text())
     assert saved["num_substitutions"] == results["num_substitutions"] == 8
     entries = saved["substitutions"]["train"]

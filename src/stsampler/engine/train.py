@@ -6,11 +6,11 @@ each episode's loss scaled so the step's gradient is the mean over all its episo
 of the run is the same task whatever W (see :class:`~stsampler.data.episodes.EpisodeSampler`).
 
 The run directory holds ``config.yaml`` (resolved; written once, never replaced by a resume),
-``train.log``, ``results.json``, ``checkpoints/{last,best}.pt`` and ``tensorboard/``. A resume must
+``train.log``, ``results.json``, ``checkpoints/{last,best}.pt`` and ``tensorboard/``. ``best.pt`` is
+chosen on the val split, among the validations after the selector warm-up
+(``sampler.selector_warmup``): until then the temporal selector has not been trained. A resume must
 use the run's recipe (:func:`~stsampler.engine.checkpoint.recipe_diff`). Videos the data layer
-replaced (unreadable ones) are logged when first met and listed in ``results.json``. ``best.pt`` is chosen on the val split,
-among the validations after the selector warm-up (``sampler.selector_warmup``): until then the
-temporal selector has not been trained.
+replaced (unreadable ones) are logged when first met and listed in ``results.json`` and checkpoints.
 """
 from __future__ import annotations
 
@@ -241,8 +241,12 @@ class _Trainer:
         self.best = self.state.get("best") if self.state else None
         self.history: list[dict] = list(self.state.get("history", [])) if self.state else []
         self.train_history: list[dict] = list(self.state.get("train_history", [])) if self.state else []
+        # Checkpoints hold the training substitutions of all ranks together: rank 0 takes them back.
         saved = self.state.get("substitutions", {}) if self.state else {}
-        self.substitutions = {split: Substitutions(saved.get(split, ())) for split in ("train", "val")}
+        self.substitutions = {
+            "train": Substitutions(saved.get("train", ()) if self.rank == 0 else ()),
+            "val": Substitutions(saved.get("val", ())),
+        }
         if self.state:
             self._load_training_state()
         self.net: nn.Module = self.model
@@ -291,6 +295,7 @@ class _Trainer:
             self.scaler.load_state_dict(state["scaler"])
 
     def _checkpoint(self, name: str, full: bool) -> None:
+        substitutions = self._gathered_substitutions()  # collective: every rank calls _checkpoint
         if not distributed.is_main():
             return
         state = {
@@ -302,7 +307,7 @@ class _Trainer:
             "best": self.best,
             "history": self.history,
             "train_history": self.train_history,
-            "substitutions": {split: subs.to_list() for split, subs in self.substitutions.items()},
+            "substitutions": substitutions,
         }
         if full:
             state.update(
