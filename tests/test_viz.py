@@ -138,7 +138,8 @@ def test_event_span_of_synthetic_videos(tmp_path: Path) -> None:
     video = _frame_folder(tmp_path / "synth" / "videos" / "red_circle" / "v0003", 2)
     other = _frame_folder(tmp_path / "elsewhere" / "clips" / "v0003", 2)
     (tmp_path / "synth" / "metadata.json").write_text(
-        json.dumps({"videos": {"red_circle/v0003": {"event_start": 3, "event_end": 7}}})
+        json.dumps({"config": {}, "classes": ["red_circle"],
+                    "videos": {"red_circle/v0003": {"event_start": 3, "event_end": 7}}})
     )
     assert synthetic_event_span(video) == (3, 7)
     assert synthetic_event_span(other) is None
@@ -148,3 +149,32 @@ def test_event_span_of_synthetic_videos(tmp_path: Path) -> None:
     marked = render_sampler_figure(clip, out, tmp_path / "marked.png", event_span=(3, 7))
     with Image.open(plain) as a, Image.open(marked) as b:
         assert a.tobytes() != b.tobytes()
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    ['{"videos": [{"id": "v0003", "label": "walk"}]}', '{"author": "me"}', "[1, 2]", "not json"],
+)
+def test_a_metadata_json_stsampler_did_not_write_is_ignored_and_named_once(tmp_path: Path, caplog, foreign) -> None:
+    from stsampler.viz import synthetic_event_span
+
+    first = _frame_folder(tmp_path / "data" / "videos" / "walk" / "v0003", 2)
+    second = _frame_folder(tmp_path / "data" / "videos" / "walk" / "v0004", 2)
+    (tmp_path / "data" / "metadata.json").write_text(foreign)
+    warned: set[Path] = set()
+    with caplog.at_level("WARNING", logger="stsampler.viz"):
+        assert synthetic_event_span(first, warned) is None
+        assert synthetic_event_span(second, warned) is None
+    notes = [r.getMessage() for r in caplog.records if "without event marks" in r.getMessage()]
+    assert len(notes) == 1 and str(tmp_path / "data" / "metadata.json") in notes[0]
+
+
+def test_show_draws_videos_beside_a_foreign_metadata_json(tmp_path: Path, caplog) -> None:
+    from stsampler.viz import show
+
+    video = _frame_folder(tmp_path / "data" / "videos" / "walk" / "v0003", 2)
+    (tmp_path / "data" / "metadata.json").write_text('{"videos": [{"id": "v0003"}]}')
+    with caplog.at_level("WARNING", logger="stsampler.viz"):
+        paths = show(_checkpoint(tmp_path, "uniform"), [video, video], tmp_path / "out", html=False)
+    assert [p.name for p in paths] == ["v0003.png", "v0003-2.png"]
+    assert sum("without event marks" in r.getMessage() for r in caplog.records) == 1

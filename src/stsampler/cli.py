@@ -77,21 +77,34 @@ def _cmd_configs(args: argparse.Namespace) -> None:
         print(f"{name:<{width}}  {summary}")
 
 
+def _warn(line: str | None) -> None:
+    """Print a warning or note line on stderr (nothing for None)."""
+    if line:
+        print(line, file=sys.stderr)
+
+
 def _cmd_train(args: argparse.Namespace) -> None:
     from stsampler.config import load_config
-    from stsampler.engine.train import train
+    from stsampler.engine.evaluate import substitution_warning
+    from stsampler.engine.train import episode_rounding_note, train
 
     config = load_config(Path(args.config), args.overrides)
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / config.name
+    main_rank = os.environ.get("RANK", "0") == "0"
+    if main_rank:
+        _warn(episode_rounding_note(config.train))
     results = train(config, run_dir, resume=args.resume)
-    if os.environ.get("RANK", "0") == "0":
+    if main_rank:
         summary = {k: v for k, v in results.items() if k != "train_history"}
         print(json.dumps(summary, indent=2))
+        _warn(substitution_warning(results["num_substitutions"], str(run_dir / "results.json")))
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
-    from stsampler.engine.evaluate import evaluate_run
+    from stsampler.engine.evaluate import evaluate_run, substitution_warning
+    from stsampler.io import atomic_write_json, check_writable
 
+    out = check_writable(args.out, "eval --out") if args.out else None
     results = evaluate_run(
         Path(args.checkpoint),
         split=args.split,
@@ -101,11 +114,17 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         query=args.query,
         seed=args.seed,
         episodes_file=Path(args.episodes_file) if args.episodes_file else None,
-        out=Path(args.out) if args.out else None,
         overrides=args.overrides,
     )
     summary = {k: v for k, v in results.items() if k not in ("per_episode", "per_class")}
     print(json.dumps(summary, indent=2))
+    print(
+        f"{results['split']}: {results['accuracy']:.2f} +- {results['ci95']:.2f}% over {results['num_episodes']} "
+        f"episodes, {results['way']}-way {results['shot']}-shot, {results['query']} query per class"
+    )
+    _warn(substitution_warning(results["num_substitutions"], str(out) if out else "the summary above"))
+    if out is not None:
+        atomic_write_json(out, results)
 
 
 def _cmd_show(args: argparse.Namespace) -> None:
@@ -123,9 +142,14 @@ def _cmd_show(args: argparse.Namespace) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
-    from stsampler.engine.predict import Predictor, collect_queries, write_predictions
+    from stsampler.engine.distributed import resolve_device
+    from stsampler.engine.predict import PREDICTION_SUFFIXES, Predictor, collect_queries, write_predictions
+    from stsampler.io import check_writable
 
-    predictor = Predictor.from_checkpoint(Path(args.checkpoint), device=args.device)
+    if args.out:
+        check_writable(args.out, "predict --out", suffixes=PREDICTION_SUFFIXES)
+    device = resolve_device(args.device, "--device")
+    predictor = Predictor.from_checkpoint(Path(args.checkpoint), device=device)
     predictor.set_support(Path(args.support))
     predictions = predictor.predict(collect_queries(Path(args.query)))
     for p in predictions:
@@ -207,10 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="run folder or checkpoint file")
     p.add_argument("overrides", nargs="*", help="key=value overrides of the run's config (e.g. data.data_root=...)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
-    p.add_argument("--episodes", type=int, default=10000)
-    p.add_argument("--way", type=int, default=5)
-    p.add_argument("--shot", type=int, default=1)
-    p.add_argument("--query", type=int, default=1)
+    p.add_argument("--episodes", type=int, help="episodes to draw (default: the run's eval.episodes)")
+    p.add_argument("--way", type=int, help="N classes per episode (default: the run's eval.way, else train.way)")
+    p.add_argument("--shot", type=int, help="K support videos per class (default: the run's eval.shot, else train.shot)")
+    p.add_argument("--query", type=int, help="query videos per class (default: the run's eval.query)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--episodes-file", help="JSON list of episodes: reused if present, written if not")
     p.add_argument("--out", help="write the full results as JSON here")

@@ -23,3 +23,11 @@ class ConfigError(StsamplerError):
 
 class CheckpointError(StsamplerError):
     """A checkpoint is missing, corrupt or belongs to another architecture."""
+
+
+class OutputError(StsamplerError, OSError):
+    """An output file or folder cannot be written (an OSError, so callers that tolerate failed writes still may)."""
+
+
+class DeviceError(StsamplerError):
+    """The requested device (``train.device``, ``--device``) does not exist on this machine."""

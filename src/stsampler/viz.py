@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html as html_lib
 import io
+import logging
 import os
 from pathlib import Path
 from typing import Sequence
@@ -34,10 +35,13 @@ from stsampler.data.synthetic import load_metadata  # noqa: E402
 from stsampler.data.transforms import denormalize, normalize  # noqa: E402
 from stsampler.engine.evaluate import autocast  # noqa: E402
 from stsampler.engine.predict import Predictor, collect_queries  # noqa: E402
+from stsampler.errors import DatasetError  # noqa: E402
 from stsampler.io import atomic_write, atomic_write_text  # noqa: E402
 from stsampler.samplers.base import SamplerOutput  # noqa: E402
 
 __all__ = ["FIGSIZE", "DPI", "render_sampler_figure", "write_html_index", "show"]
+
+log = logging.getLogger(__name__)
 
 #: Figure size in inches and resolution: every PNG is ``FIGSIZE * DPI`` = 1600 x 900 pixels.
 FIGSIZE = (16.0, 9.0)
@@ -252,7 +256,8 @@ def show(
     in evaluation mode. A task-adaptive sampler adapts to ``support_dir`` (a support folder as for
     ``stsampler predict``; the figure title then also gives the predicted action); without one,
     each video serves as its own one-video support set, which the title says. Videos of a synthetic
-    dataset (:mod:`stsampler.data.synthetic`) get their annotated event shaded on the timeline.
+    dataset (:mod:`stsampler.data.synthetic`) get their annotated event shaded on the timeline
+    (see :func:`synthetic_event_span`).
 
     Args:
         run_dir_or_checkpoint: a run directory or checkpoint file.
@@ -274,6 +279,7 @@ def show(
         predictor.set_support(support_dir)
         task = predictor.support.task
     images: list[Path] = []
+    foreign_metadata: set[Path] = set()
     for video in collect_queries(videos):
         numbers = predictor.dense_frame_numbers(video)
         clip = predictor.decode(video, numbers)
@@ -291,23 +297,48 @@ def show(
             (prediction,) = predictor.predict([video])
             title += f", predicted {prediction.label!r} ({prediction.probabilities[prediction.label]:.2f})"
         images.append(render_sampler_figure(clip, output, _unique_png(out_dir, video, images), title,
-                                            event_span=synthetic_event_span(video), frame_numbers=numbers))
+                                            event_span=synthetic_event_span(video, foreign_metadata), frame_numbers=numbers))
     if html:
         page_title = f"stsampler show: {run_dir_or_checkpoint}"
         return images + [write_html_index(images, out_dir / "index.html", title=page_title)]
     return images
 
 
-def synthetic_event_span(video: Path) -> tuple[int, int] | None:
+def _our_metadata(path: Path) -> dict | None:
+    """The synthetic dataset metadata at ``path`` if stsampler wrote it (a JSON object with a
+    ``config`` object, a ``classes`` list and a ``videos`` object), else None."""
+    try:
+        data = load_metadata(path)
+    except DatasetError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    kinds = {"config": dict, "classes": list, "videos": dict}
+    return data if all(isinstance(data.get(key), kind) for key, kind in kinds.items()) else None
+
+
+def synthetic_event_span(video: Path, warned: set[Path] | None = None) -> tuple[int, int] | None:
     """The annotated event ``(start, end)`` (end exclusive) of a video of a synthetic dataset
-    (``<root>/videos/<class>/<id>.mp4`` beside ``<root>/metadata.json``), else None."""
+    (``<root>/videos/<class>/<id>.mp4`` beside ``<root>/metadata.json``), else None.
+
+    A ``metadata.json`` that stsampler did not write (a common file name in users' datasets) is not
+    read: the video gets no event, and a warning names the file once (files already in ``warned``
+    are not named again; the file is added to it).
+    """
     if len(video.parents) < 3 or video.parents[1].name != "videos":
         return None
-    root = video.parents[2]
-    if not (root / "metadata.json").is_file():
+    path = video.parents[2] / "metadata.json"
+    if not path.is_file():
         return None
-    entry = load_metadata(root)["videos"].get(f"{video.parent.name}/{video.stem}")
-    return None if entry is None else (int(entry["event_start"]), int(entry["event_end"]))
+    metadata = _our_metadata(path)
+    entry = None if metadata is None else metadata["videos"].get(f"{video.parent.name}/{video.stem}")
+    if isinstance(entry, dict) and isinstance(entry.get("event_start"), int) and isinstance(entry.get("event_end"), int):
+        return entry["event_start"], entry["event_end"]
+    if metadata is None and (warned is None or path not in warned):
+        log.warning("%s was not written by stsampler's synthetic data generator: drawing without event marks", path)
+        if warned is not None:
+            warned.add(path)
+    return None
 
 
 def _unique_png(out_dir: Path, video: Path, taken: Sequence[Path]) -> Path:

@@ -5,6 +5,7 @@ import os
 import socket
 from pathlib import Path
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -13,6 +14,7 @@ from stsampler.data.episodes import collate_episode
 from stsampler.engine import distributed
 from stsampler.engine.builder import build_model
 from stsampler.engine.train import build_optimizer, train_step, unwrap
+from stsampler.errors import DeviceError
 from torch.nn.parallel import DistributedDataParallel
 
 WAY, SHOT, QUERY = 3, 1, 2
@@ -98,3 +100,22 @@ def test_single_process_helpers_are_no_ops() -> None:
     assert torch.equal(distributed.all_reduce_mean(x), x)
     assert distributed.gather_objects({"a": 1}) == [{"a": 1}]
     distributed.barrier()
+
+
+@pytest.mark.parametrize("device", ["foo", "cuda", "cuda:7", "mps"])
+def test_a_device_this_machine_lacks_is_one_clear_error(device: str) -> None:
+    kind = device.split(":")[0]
+    backend = getattr(torch, kind, None)
+    if backend is not None and hasattr(backend, "is_available") and backend.is_available() and device != "cuda:7":
+        pytest.skip(f"this machine has {kind}")
+    if device == "cuda:7" and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has 8 CUDA devices")
+    with pytest.raises(DeviceError, match=rf"train\.device='{device}'") as info:
+        distributed.resolve_device(device, "train.device")
+    assert "cpu" in str(info.value)
+
+
+def test_resolve_device_names() -> None:
+    assert distributed.resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert distributed.resolve_device("auto") == torch.device(expected)

@@ -65,3 +65,90 @@ def test_amp_resolution_on_cpu() -> None:
     assert resolve_amp("bf16", cpu, "smallcnn") == torch.bfloat16
     with pytest.raises(ConfigError, match="fp16"):
         resolve_amp("fp16", cpu, "resnet50")
+
+
+def _untrained_run(cfg, run: Path) -> Path:
+    torch.manual_seed(0)
+    model = build_model(cfg, 4)
+    save_checkpoint(run / "checkpoints" / "last.pt",
+                    {"config": config_to_dict(cfg), "num_train_classes": 4, "model": model.state_dict()})
+    return run
+
+
+def test_evaluate_run_takes_the_runs_episode_shape(tiny_config, tmp_path: Path) -> None:
+    run = _untrained_run(tiny_config(train={"way": 2, "shot": 2}, eval={"query": 1, "episodes": 3}), tmp_path / "run")
+    report = evaluate_run(run, progress=False)
+    assert (report["way"], report["shot"], report["query"], report["num_episodes"]) == (2, 2, 1, 3)
+    explicit = evaluate_run(run, way=3, shot=1, query=2, episodes=2, progress=False)
+    assert (explicit["way"], explicit["shot"], explicit["query"], explicit["num_episodes"]) == (3, 1, 2, 2)
+
+
+@pytest.mark.parametrize("flag, value", [("way", 1), ("shot", 0), ("query", 0), ("episodes", 0)])
+def test_evaluate_run_refuses_an_empty_episode_shape(tiny_config, tmp_path: Path, flag: str, value: int) -> None:
+    run = _untrained_run(tiny_config(), tmp_path / "run")
+    with pytest.raises(ConfigError, match=rf"--{flag} \(eval\.{flag}\) must be >= \d+, got {value}"):
+        evaluate_run(run, progress=False, **{flag: value})
+
+
+def _with_substitution(monkeypatch, dataset) -> tuple[str, str]:
+    """Make every collated episode report that its first video was asked for as another video of its class."""
+    from stsampler.engine import evaluate as evaluate_module
+
+    original = evaluate_module.collate_episode
+    substitute: dict[int, int] = {}
+
+    def collate(items, shot):
+        batch = original(items, shot)
+        first = int(batch["indices"][0])
+        members = dataset.indices_by_class()[dataset.labels[first]]
+        asked = substitute.setdefault(first, next(i for i in members if i != first))
+        batch["requested"] = batch["indices"].clone()
+        batch["requested"][0] = asked
+        return batch
+
+    monkeypatch.setattr(evaluate_module, "collate_episode", collate)
+    return substitute
+
+
+def test_substitutions_are_counted_and_named(tiny_config, monkeypatch) -> None:
+    cfg = tiny_config()
+    torch.manual_seed(0)
+    model = build_model(cfg, 4)
+    dataset = build_dataset(cfg, "test", train=False)
+    episodes = make_episodes(dataset, 3, 1, 1, 4, seed=3)
+    clean = evaluate(model, dataset, episodes, 1, "cpu")
+    assert clean.num_substitutions == 0 and clean.substitutions == []
+    substitute = _with_substitution(monkeypatch, dataset)
+    result = evaluate(model, dataset, episodes, 1, "cpu")
+    keys = dataset.keys
+    expected = {}
+    for episode in episodes:
+        first = episode.indices[0]
+        pair = (keys[substitute[first]], keys[first])
+        expected[pair] = expected.get(pair, 0) + 1
+    assert result.num_substitutions == 4
+    assert {(e["requested"], e["replacement"]): e["count"] for e in result.substitutions} == expected
+    assert result.per_episode == clean.per_episode  # the decoded videos are the same
+
+
+class _BrokenDataset(torch.utils.data.Dataset):
+    """Stands in for a VideoDataset whose every video is unreadable."""
+
+    keys = ["a/v0", "a/v1", "b/v0", "b/v1"]
+    labels = [0, 0, 1, 1]
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, key):
+        raise DatasetError("every video of class 'a' of the test split is unreadable (e.g. /data/a/v0.mp4)")
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_data_error_in_a_worker_reads_as_without_workers(workers: int) -> None:
+    from stsampler.data.episodes import Episode
+
+    episode = Episode(classes=(0, 1), support=(0, 2), query=(1, 3), draw_seed=0)
+    with pytest.raises(DatasetError) as info:
+        evaluate(torch.nn.Identity(), _BrokenDataset(), [episode], 1, "cpu", workers=workers)
+    assert str(info.value) == "every video of class 'a' of the test split is unreadable (e.g. /data/a/v0.mp4)"

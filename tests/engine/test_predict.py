@@ -166,7 +166,7 @@ def test_write_predictions_json_and_csv(tmp_path: Path) -> None:
         rows = list(csv.reader(f))
     assert rows[0] == ["path", "label", "p_jump", "p_wave", "frame_indices"]
     assert rows[2][:2] == ["b.mp4", "jump"] and float(rows[2][3]) == 0.5 and rows[2][4] == "0 2"
-    with pytest.raises(StsamplerError, match=r"\.json or \.csv"):
+    with pytest.raises(StsamplerError, match=r"unknown extension.*\.json, \.csv"):
         write_predictions(preds, tmp_path / "p.txt")
 
 
@@ -303,3 +303,29 @@ def test_predict_recovers_trained_actions(tiny_config, synth_root: Path, tmp_pat
     chance = 1 / len(by_class)
     assert len(predictions) == len(queries) >= 12
     assert accuracy >= chance + 0.3, f"accuracy {accuracy:.2f} vs chance {chance:.2f}"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d.update(embeddings=d["embeddings"][:1]),  # fewer support videos than labels
+        lambda d: d.update(embeddings=d["embeddings"][:, :1]),  # another T
+        lambda d: d.update(labels=torch.tensor([0, 5])),  # a label beyond the classes
+        lambda d: d.update(classes=["jump"]),  # another class list
+    ],
+    ids=["videos", "frames", "labels", "classes"],
+)
+def test_a_cache_of_the_wrong_shape_is_recomputed(tmp_path: Path, damage) -> None:
+    root = _support(tmp_path / "s", {"wave": 1, "jump": 1})
+    query = _write_mp4(tmp_path / "q.mp4", (250, 30, 30), seed=3)
+    first = _predictor(tmp_path)
+    first.set_support(root)
+    expected = first.predict([query])[0]
+    (cache,) = (tmp_path / "cache").glob("*.pt")
+    data = torch.load(cache, weights_only=True)
+    damage(data)
+    torch.save(data, cache)
+    again = _predictor(tmp_path)
+    assert again.set_support(root) == ["jump", "wave"]
+    assert again.predict([query])[0].probabilities == pytest.approx(expected.probabilities, abs=1e-5)
+    assert torch.load(cache, weights_only=True)["embeddings"].shape == first.support.embeddings.shape

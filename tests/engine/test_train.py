@@ -100,3 +100,52 @@ def test_lr_schedules() -> None:
     assert lr_factor(5, cosine) == pytest.approx(0.5)  # half-way down the cosine
     step = TrainConfig(episodes=100, tasks_per_batch=10, schedule="step", step_every=30, step_gamma=0.1)
     assert [lr_factor(s, step) for s in (0, 2, 3, 6)] == pytest.approx([1.0, 1.0, 0.1, 0.01])
+
+
+def test_resume_with_another_recipe_is_refused_and_keeps_the_config(tiny_config, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(tiny_config(), run, progress=False, max_steps=1)
+    saved = (run / "config.yaml").read_text()
+    with pytest.raises(CheckpointError, match=r"train\.lr: 0\.003 -> 0\.5"):
+        train(tiny_config(train={"lr": 0.5}), run, resume=True, progress=False)
+    assert (run / "config.yaml").read_text() == saved
+    # Keys that cannot change the result (here the log interval) may differ; config.yaml stays the run's.
+    results = train(tiny_config(train={"log_every": 2}), run, resume=True, progress=False)
+    assert results["status"] == "finished" and (run / "config.yaml").read_text() == saved
+
+
+def test_resume_after_the_training_classes_changed_is_refused(tiny_config, synth_root: Path, tmp_path: Path) -> None:
+    splits = tmp_path / "splits"
+    shutil.copytree(synth_root / "splits", splits)
+    cfg = tiny_config(data={"split_dir": str(splits)})
+    train(cfg, tmp_path / "run", progress=False, max_steps=1)
+    train_list = splits / "trainlist03.txt"
+    lines = train_list.read_text().splitlines()
+    dropped = lines[0].split("/")[0]
+    train_list.write_text("\n".join(line for line in lines if not line.startswith(dropped + "/")) + "\n")
+    with pytest.raises(CheckpointError, match="trained on 4 training classes but the train split list now has 3"):
+        train(cfg, tmp_path / "run", resume=True, progress=False)
+
+
+def test_substituted_videos_are_logged_and_recorded(tiny_config, tmp_path: Path, monkeypatch) -> None:
+    from stsampler.engine import evaluate as evaluate_module
+
+    original = evaluate_module.collate_episode
+
+    def collate(items, shot):  # the first video of every episode "replaced" the one after it
+        batch = original(items, shot)
+        batch["requested"] = batch["indices"].clone()
+        batch["requested"][0] = batch["indices"][0] + 1 if batch["indices"][0] % 2 == 0 else batch["indices"][0] - 1
+        return batch
+
+    monkeypatch.setattr(evaluate_module, "collate_episode", collate)
+    run = tmp_path / "run"
+    train(tiny_config(), run, progress=False, max_steps=2)
+    results = train(tiny_config(), run, progress=False, resume=True)  # the count survives the resume
+    saved = json.loads((run / "results.json").read_text())
+    assert saved["num_substitutions"] == results["num_substitutions"] == 8
+    entries = saved["substitutions"]["train"]
+    assert sum(e["count"] for e in entries) == 8 and saved["substitutions"]["val"] == []
+    log_text = (run / "train.log").read_text()
+    for entry in entries:
+        assert f"unreadable video {entry['requested']} replaced by {entry['replacement']}" in log_text

@@ -125,3 +125,19 @@ def test_max_pooling_keeps_a_small_object_that_average_pooling_dilutes() -> None
     change_avg = (avg(spot) - avg(empty)).abs().max()
     change_max = (peak(spot) - peak(empty)).abs().max()
     assert change_max > 2 * change_avg
+
+
+def test_no_network_names_the_weights_file_the_folder_and_the_ways_out(tmp_path: Path, monkeypatch) -> None:
+    import urllib.error
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # an empty cache
+    monkeypatch.setattr(torch.hub, "urlopen", offline)
+    with pytest.raises(CheckpointError) as info:
+        build_backbone("resnet18", pretrained=True)
+    message = str(info.value)
+    assert "resnet18-f37072fd.pth" in message and str(tmp_path / "hub" / "checkpoints") in message
+    assert "model.weights_path=" in message
+    assert "model.pretrained=false sampler.scanner_pretrained=false" in message

@@ -11,25 +11,51 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from stsampler.errors import DeviceError
+
 
 def env_world_size() -> int:
     """``WORLD_SIZE`` from the environment (1 when not launched by torchrun)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def init(device: str = "auto") -> torch.device:
-    """Start the process group when ``WORLD_SIZE > 1`` and return this rank's device.
+def resolve_device(device: str | torch.device = "auto", what: str = "device") -> torch.device:
+    """The ``torch.device`` that ``device`` names on this machine, checked to exist.
 
     Args:
         device: ``auto`` (``cuda:LOCAL_RANK`` when CUDA is available, else CPU), ``cpu``, ``cuda``
-            or an explicit ``cuda:N``.
+            (``cuda:LOCAL_RANK``), an explicit ``cuda:N``, or another torch device type.
+        what: how the user set it (``train.device``, ``--device``), for the message.
+
+    Raises:
+        DeviceError: not a device name, or no such device here.
     """
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        device = f"cuda:{local_rank}"
-    dev = torch.device(device)
+    name = str(device)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        name = f"cuda:{local_rank}"
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"{what}={device!r} is not a device name; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cpu":
+        return dev
+    backend = getattr(torch, dev.type, None)
+    available = backend is not None and hasattr(backend, "is_available") and backend.is_available()
+    if not available:
+        raise DeviceError(f"{what}={device!r}: this machine has no {dev.type} device; use {what}=cpu (or auto)")
+    count = backend.device_count() if hasattr(backend, "device_count") else 1
+    if dev.index is not None and dev.index >= count:
+        raise DeviceError(f"{what}={device!r}: this machine has {count} {dev.type} device(s), numbered from 0")
+    return dev
+
+
+def init(device: str = "auto", what: str = "device") -> torch.device:
+    """Start the process group when ``WORLD_SIZE > 1`` and return this rank's device
+    (:func:`resolve_device`; ``what`` names the setting in its errors)."""
+    dev = resolve_device(device, what)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if env_world_size() > 1 and not dist.is_initialized():

@@ -1,7 +1,9 @@
 """Fixed-episode evaluation: mean accuracy +- 95% CI, per-class accuracy, throughput.
 
 Also holds what training and evaluation share to run one episode on a device: mixed-precision
-resolution (:func:`resolve_amp`, :func:`autocast`) and batch preparation (:func:`prepare_batch`).
+resolution (:func:`resolve_amp`, :func:`autocast`), batch preparation (:func:`prepare_batch`), the
+episode loader and its iteration (:func:`episode_loader`, :func:`episode_batches`) and the record of
+videos the dataset replaced (:class:`Substitutions`).
 """
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ import functools
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -26,8 +29,8 @@ from stsampler.data.transforms import normalize
 from stsampler.engine import distributed
 from stsampler.engine.builder import build_dataset
 from stsampler.engine.checkpoint import checkpoint_config, load_checkpoint, load_model, resolve_checkpoint
-from stsampler.errors import ConfigError, DatasetError
-from stsampler.io import atomic_write_json
+from stsampler.errors import ConfigError, DatasetError, StsamplerError
+from stsampler.io import atomic_write_json, check_writable
 
 
 def resolve_amp(amp: str, device: torch.device, backbone: str) -> torch.dtype | None:
@@ -107,6 +110,89 @@ def episode_loader(
     )
 
 
+def _unwrapped_worker_error(error: StsamplerError) -> StsamplerError:
+    """The error a DataLoader worker raised, with its own message instead of the worker's report.
+
+    PyTorch re-raises a worker's exception as the same type whose message is "Caught <type> in
+    DataLoader worker process N. Original Traceback ..."; the original message is what follows the
+    last ``<module>.<type>: `` of that traceback.
+    """
+    text = str(error)
+    if not text.startswith(f"Caught {type(error).__name__} in DataLoader worker process"):
+        return error
+    marker = f"{type(error).__module__}.{type(error).__qualname__}: "
+    _, found, message = text.rpartition(marker)
+    return type(error)(message.rstrip("\n")) if found else error
+
+
+def episode_batches(loader: Iterable[dict[str, torch.Tensor]]) -> Iterator[dict[str, torch.Tensor]]:
+    """Iterate a loader's collated episodes; a library error from a worker process arrives with the
+    message it has without workers (see :func:`_unwrapped_worker_error`)."""
+    iterator = iter(loader)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except StsamplerError as error:
+            unwrapped = _unwrapped_worker_error(error)
+            if unwrapped is error:
+                raise
+            raise unwrapped from None
+        yield batch
+
+
+class Substitutions:
+    """How often each requested video was served by another video of its class (it was unreadable).
+
+    A collated batch's ``requested`` int64 ``[B]`` holds the dataset indices the episode asked for and
+    its ``indices`` int64 ``[B]`` the ones decoded; batches without ``requested`` had no substitution.
+    Entries are ``{"requested": "class/video_id", "replacement": "class/video_id", "count": n}``.
+    """
+
+    def __init__(self, entries: Iterable[dict] = ()) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+        for entry in entries:
+            self.counts[(entry["requested"], entry["replacement"])] += int(entry["count"])
+
+    def record(self, batch: dict[str, torch.Tensor], keys: Sequence[str]) -> list[tuple[str, str]]:
+        """Count the substitutions of one collated episode (``keys``: the dataset's ``class/video_id``
+        per index); returns the (requested, replacement) pairs not seen before."""
+        used = batch["indices"].tolist()
+        requested = batch.get("requested", batch["indices"]).tolist()
+        new = []
+        for asked, got in zip(requested, used):
+            if asked != got:
+                pair = (keys[asked], keys[got])
+                if pair not in self.counts:
+                    new.append(pair)
+                self.counts[pair] += 1
+        return new
+
+    def update(self, other: Substitutions) -> None:
+        """Add ``other``'s counts to these."""
+        self.counts.update(other.counts)
+
+    @property
+    def total(self) -> int:
+        """The number of substituted videos over all episodes recorded."""
+        return sum(self.counts.values())
+
+    def to_list(self) -> list[dict]:
+        """The JSON-ready entries, sorted by requested video."""
+        return [{"requested": r, "replacement": u, "count": n} for (r, u), n in sorted(self.counts.items())]
+
+
+def substitution_warning(count: int, where: str) -> str | None:
+    """One line telling the user that ``count`` videos were replaced (None when there were none)."""
+    if not count:
+        return None
+    return (
+        f"warning: {count} time(s) an unreadable video was replaced by another video of its class; "
+        f"each is listed under 'substitutions' in {where}; run `stsampler splits check` to find the broken files"
+    )
+
+
 @dataclass
 class EvalResult:
     """What :func:`evaluate` measured.
@@ -118,6 +204,8 @@ class EvalResult:
         per_episode: each episode's accuracy in [0, 1], in episode-list order.
         num_episodes: n.
         episodes_per_s, videos_per_s: throughput of the whole evaluation (all ranks together).
+        substitutions: videos the dataset replaced by another of their class (:class:`Substitutions`
+            entries); num_substitutions: their total count.
     """
 
     accuracy: float
@@ -127,6 +215,8 @@ class EvalResult:
     num_episodes: int
     episodes_per_s: float
     videos_per_s: float
+    substitutions: list[dict] = field(default_factory=list)
+    num_substitutions: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -137,7 +227,10 @@ def make_episodes(dataset: VideoDataset, way: int, shot: int, query: int, num: i
     return sample_episodes(dataset.labels, way, shot, query, num, seed)
 
 
-def _summarise(per_episode: list[float], per_class_hits: dict[str, list[int]], elapsed: float, videos: int) -> EvalResult:
+def _summarise(
+    per_episode: list[float], per_class_hits: dict[str, list[int]], elapsed: float, videos: int,
+    substitutions: Substitutions,
+) -> EvalResult:
     n = len(per_episode)
     acc = torch.tensor(per_episode, dtype=torch.float64)
     std = acc.std(unbiased=False).item() if n > 1 else 0.0
@@ -149,6 +242,8 @@ def _summarise(per_episode: list[float], per_class_hits: dict[str, list[int]], e
         num_episodes=n,
         episodes_per_s=n / elapsed if elapsed > 0 else float("inf"),
         videos_per_s=videos / elapsed if elapsed > 0 else float("inf"),
+        substitutions=substitutions.to_list(),
+        num_substitutions=substitutions.total,
     )
 
 
@@ -177,7 +272,7 @@ def evaluate(
 
     Episodes are sharded over ranks (episode i on rank i % world_size) and the results gathered, so
     every rank returns the same :class:`EvalResult`. The same episodes give the same accuracy to
-    the last digit.
+    the last digit. Videos the dataset replaced (unreadable ones) are counted in the result.
 
     Args:
         model: a :class:`~stsampler.models.recognizer.FewShotRecognizer` (not DDP-wrapped).
@@ -199,10 +294,13 @@ def evaluate(
     loader = episode_loader(dataset, FixedEpisodeSampler(episodes, rank, world), shot, workers, device)
     hits: list[torch.Tensor] = []
     query_classes: list[torch.Tensor] = []
+    substitutions = Substitutions()
+    keys = dataset.keys
     bar = tqdm(total=len(loader), desc="eval", unit="ep", disable=not (progress and distributed.is_main()))
     start = time.perf_counter()
     with _eval_mode(model), torch.inference_mode():
-        for batch in loader:
+        for batch in episode_batches(loader):
+            substitutions.record(batch, keys)
             inputs = prepare_batch(batch, device, way, shot)
             with autocast(device, amp):
                 output = model(inputs["clips"], inputs["is_support"], inputs["support_labels"], way)
@@ -218,6 +316,7 @@ def evaluate(
         "hits": local_hits,
         "classes": torch.stack(query_classes) if query_classes else torch.zeros(0, 0, dtype=torch.int64),
         "elapsed": elapsed,
+        "substitutions": substitutions,
     }
     shards = distributed.gather_objects(local)
     per_episode: list[float] = [0.0] * len(episodes)
@@ -231,7 +330,10 @@ def evaluate(
                 entry[0] += int(hit)
                 entry[1] += 1
     videos = sum(len(e.indices) for e in episodes)
-    return _summarise(per_episode, per_class, max(s["elapsed"] for s in shards), videos)
+    gathered = Substitutions()
+    for shard in shards:
+        gathered.update(shard["substitutions"])
+    return _summarise(per_episode, per_class, max(s["elapsed"] for s in shards), videos, gathered)
 
 
 def _episode_list(
@@ -255,13 +357,35 @@ def _episode_list(
     return episodes
 
 
+def episode_shape(cfg: Any, way: int | None, shot: int | None, query: int | None, episodes: int | None) -> dict[str, int]:
+    """N, K, queries per class and episode count of an evaluation: each given value, else the run's
+    ``eval.*`` setting, else (way, shot) its ``train.*`` one.
+
+    Raises:
+        ConfigError: way < 2, shot < 1, query < 1 or episodes < 1 (naming the flag and the key).
+    """
+    shape = {
+        "way": way if way is not None else (cfg.eval.way or cfg.train.way),
+        "shot": shot if shot is not None else (cfg.eval.shot or cfg.train.shot),
+        "query": query if query is not None else cfg.eval.query,
+        "episodes": episodes if episodes is not None else cfg.eval.episodes,
+    }
+    for name, least in (("way", 2), ("shot", 1), ("query", 1), ("episodes", 1)):
+        if shape[name] < least:
+            raise ConfigError(
+                f"--{name} (eval.{name}) must be >= {least}, got {shape[name]}: an episode needs at least 2 "
+                "classes, 1 support and 1 query video per class"
+            )
+    return shape
+
+
 def evaluate_run(
     path: str | os.PathLike,
     split: str = "test",
-    episodes: int = 10000,
+    episodes: int | None = None,
     way: int | None = None,
     shot: int | None = None,
-    query: int = 1,
+    query: int | None = None,
     seed: int = 0,
     episodes_file: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
@@ -272,12 +396,14 @@ def evaluate_run(
 ) -> dict:
     """Evaluate a run directory (its best checkpoint, else last) or a checkpoint file.
 
+    Output paths (``out``, and ``episodes_file`` when it will be written) are checked writable
+    before anything is decoded.
+
     Args:
         path: run directory or ``.pt`` file.
         split: ``train``, ``val`` or ``test``.
-        episodes: number of episodes to draw (ignored when ``episodes_file`` exists).
-        way, shot: N and K; None takes the run's ``eval`` section, then its ``train`` section.
-        query: queries per class.
+        episodes, way, shot, query: number of episodes to draw (ignored when ``episodes_file``
+            exists), N, K and queries per class; None takes the run's setting (:func:`episode_shape`).
         seed: episode seed.
         episodes_file: a JSON episode list: read when it exists (so every model sees the same
             tasks), else drawn and written there.
@@ -289,29 +415,39 @@ def evaluate_run(
         progress: show a progress bar.
 
     Returns:
-        A JSON-ready dict: the :class:`EvalResult` fields plus what was evaluated.
+        A JSON-ready dict: the :class:`EvalResult` fields plus what was evaluated (way, shot,
+        query, and ``num_episodes`` the number of episodes actually scored).
+
+    Raises:
+        ConfigError: a bad episode size; OutputError: an output path cannot be written;
+        CheckpointError, DatasetError, DeviceError: see the message.
     """
+    if out is not None:
+        check_writable(out, "--out")
+    if episodes_file is not None and not Path(episodes_file).is_file():
+        check_writable(episodes_file, "--episodes-file")
     ckpt_path = resolve_checkpoint(path)
     stored = checkpoint_config(load_checkpoint(ckpt_path), str(ckpt_path))
     cfg = config_from_dict(apply_overrides(config_to_dict(stored), overrides), source="overrides")
-    way = way or cfg.eval.way or cfg.train.way
-    shot = shot or cfg.eval.shot or cfg.train.shot
-    dataset = build_dataset(cfg, split, train=False)
-    episode_list = _episode_list(dataset, split, way, shot, query, episodes, seed, episodes_file)
-    dev = distributed.init(device)
+    shape = episode_shape(cfg, way, shot, query, episodes)
+    dev = distributed.init(device, "--device")
     model, cfg = load_model(ckpt_path, dev, config=cfg)
+    dataset = build_dataset(cfg, split, train=False)
+    episode_list = _episode_list(
+        dataset, split, shape["way"], shape["shot"], shape["query"], shape["episodes"], seed, episodes_file
+    )
     amp = resolve_amp(cfg.train.amp, dev, cfg.model.backbone)
     result = evaluate(
-        model, dataset, episode_list, shot, dev, amp,
+        model, dataset, episode_list, shape["shot"], dev, amp,
         workers=cfg.data.workers if workers is None else workers, progress=progress,
     )
     report = {
         "checkpoint": str(ckpt_path),
         "name": cfg.name,
         "split": split,
-        "way": way,
-        "shot": shot,
-        "query": query,
+        "way": shape["way"],
+        "shot": shape["shot"],
+        "query": shape["query"],
         "seed": seed,
         "episodes_file": str(episodes_file) if episodes_file is not None else None,
         "device": str(dev),

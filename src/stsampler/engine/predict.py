@@ -42,14 +42,16 @@ from stsampler.data.indices import segment_indices
 from stsampler.data.transforms import ClipTransform, normalize
 from stsampler.data.video import IMAGE_EXTENSIONS, is_video, probe_video, read_frames
 from stsampler.engine.checkpoint import load_model
+from stsampler.engine.distributed import resolve_device
 from stsampler.engine.evaluate import autocast, resolve_amp
 from stsampler.errors import DatasetError, StsamplerError
-from stsampler.io import atomic_torch_save, atomic_write_json, atomic_write_text
+from stsampler.io import atomic_torch_save, atomic_write_json, atomic_write_text, check_writable
 from stsampler.models.recognizer import FewShotRecognizer
 from stsampler.samplers.learned import STSampler
 from stsampler.samplers.task_learner import TaskParams
 
 __all__ = [
+    "PREDICTION_SUFFIXES",
     "Prediction",
     "Predictor",
     "collect_queries",
@@ -60,6 +62,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _CACHE_VERSION = 1
+PREDICTION_SUFFIXES = (".json", ".csv")
+"""The file extensions :func:`write_predictions` knows."""
 _CACHE_PREFIX = ".stsampler-support-"
 
 
@@ -197,12 +201,9 @@ def write_predictions(predictions: Sequence[Prediction], path: str | os.PathLike
 
     CSV columns: ``path, label, p_<class>... , frame_indices`` (frame numbers space-separated).
     """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".json":
+    path = check_writable(path, "predictions file", suffixes=PREDICTION_SUFFIXES)
+    if path.suffix.lower() == ".json":
         return atomic_write_json(path, [p.as_dict() for p in predictions])
-    if suffix != ".csv":
-        raise StsamplerError(f"{path}: predictions are written as .json or .csv; choose one of these extensions.")
     classes = list(predictions[0].probabilities) if predictions else []
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -280,9 +281,13 @@ class Predictor:
 
         ``amp`` (``"auto"``, ``"bf16"``, ``"fp16"``, ``"none"``) defaults to the run's ``train.amp``, so
         predictions are computed as in evaluation; other keywords go to the constructor.
+
+        Raises:
+            DeviceError: ``device`` does not exist here. CheckpointError: see :func:`load_model`.
         """
+        device = resolve_device(device)
         model, config = load_model(path, device=device)
-        dtype = resolve_amp(amp or config.train.amp, torch.device(device), config.model.backbone)
+        dtype = resolve_amp(amp or config.train.amp, device, config.model.backbone)
         data = config.data
         return cls(model, data.num_frames, data.crop_size, data.resize_short, device, amp=dtype, **kwargs)
 
@@ -409,7 +414,7 @@ class Predictor:
         support_dir = Path(support_dir)
         classes = scan_support_dir(support_dir)
         cache = self.cache_path(support_dir, classes)
-        cached = self._read_cache(cache)
+        cached = self._read_cache(cache, classes)
         if cached is None:
             self.support = self._compute_support(classes)
             self._write_cache(cache)
@@ -433,7 +438,8 @@ class Predictor:
                 ) from None
         return _Support(list(classes), embeddings, labels, task)
 
-    def _read_cache(self, path: Path) -> _Support | None:
+    def _read_cache(self, path: Path, classes: dict[str, list[Path]]) -> _Support | None:
+        """The cached support set of ``classes``, or None when absent, unreadable or not of their shape."""
         if not path.is_file():
             return None
         try:
@@ -441,10 +447,28 @@ class Predictor:
             if data.get("version") != _CACHE_VERSION:
                 return None
             task = None if data["task"] is None else TaskParams(**data["task"])
-            return _Support(list(data["classes"]), data["embeddings"], data["labels"], task)
+            support = _Support(list(data["classes"]), data["embeddings"], data["labels"], task)
+            problem = self._cache_mismatch(support, classes)
         except Exception as exc:  # a damaged cache is only a lost shortcut: recompute it
-            log.warning("%s: ignoring an unreadable support cache (%s); recomputing it.", path, exc)
+            problem = f"unreadable: {exc}"
+        if problem is not None:
+            log.warning("%s: ignoring the support cache (%s); recomputing it.", path, problem)
             return None
+        return support
+
+    def _cache_mismatch(self, support: _Support, classes: dict[str, list[Path]]) -> str | None:
+        """Why a loaded cache cannot serve the support set ``classes`` (None if it can): other class
+        names or labels, or embeddings not of the shape ``[S, T, D']`` this model computes."""
+        labels = [c for c, videos in enumerate(classes.values()) for _ in videos]
+        if support.classes != list(classes):
+            return "other classes"
+        if not isinstance(support.labels, torch.Tensor) or support.labels.tolist() != labels:
+            return "other labels"
+        expected = (len(labels), self.model.sampler.num_frames, self.model.embed_dim)
+        shape = tuple(support.embeddings.shape) if isinstance(support.embeddings, torch.Tensor) else None
+        if shape != expected:
+            return f"embeddings of shape {shape}, expected {expected}"
+        return None
 
     def _write_cache(self, path: Path) -> None:
         support = self.support

@@ -5,10 +5,12 @@ runs ``tasks_per_batch / W`` episodes, accumulating gradients (DDP all-reduces o
 each episode's loss scaled so the step's gradient is the mean over all its episodes. Episode ``g``
 of the run is the same task whatever W (see :class:`~stsampler.data.episodes.EpisodeSampler`).
 
-The run directory holds ``config.yaml`` (resolved), ``train.log``, ``results.json``,
-``checkpoints/{last,best}.pt`` and ``tensorboard/``. ``best.pt`` is chosen on the val split,
-among the validations after the selector warm-up (``sampler.selector_warmup``): until then the
-temporal selector has not been trained.
+The run directory holds ``config.yaml`` (resolved; written once, never replaced by a resume),
+``train.log``, ``results.json``, ``checkpoints/{last,best}.pt`` and ``tensorboard/``. ``best.pt`` is
+chosen on the val split, among the validations after the selector warm-up
+(``sampler.selector_warmup``): until then the temporal selector has not been trained. A resume must
+use the run's recipe (:func:`~stsampler.engine.checkpoint.recipe_diff`). Videos the data layer
+replaced (unreadable ones) are logged when first met and listed in ``results.json`` and checkpoints.
 """
 from __future__ import annotations
 
@@ -34,17 +36,26 @@ from stsampler.engine.checkpoint import (
     BEST,
     CHECKPOINT_DIR,
     LAST,
-    architecture_diff,
     checkpoint_config,
     capture_rng,
     load_checkpoint,
     module_generators,
+    recipe_diff,
     restore_rng,
     save_checkpoint,
 )
-from stsampler.engine.evaluate import autocast, episode_loader, evaluate, make_episodes, prepare_batch, resolve_amp
+from stsampler.engine.evaluate import (
+    Substitutions,
+    autocast,
+    episode_batches,
+    episode_loader,
+    evaluate,
+    make_episodes,
+    prepare_batch,
+    resolve_amp,
+)
 from stsampler.errors import CheckpointError, ConfigError
-from stsampler.io import atomic_write_json
+from stsampler.io import atomic_write_json, check_writable
 from stsampler.models.recognizer import FewShotRecognizer
 from stsampler.ops.topk import sigma_at
 from stsampler.samplers.learned import STSampler
@@ -135,6 +146,17 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     return warm
 
 
+def episode_rounding_note(cfg: TrainConfig) -> str | None:
+    """A note when ``episodes`` is not a multiple of ``tasks_per_batch`` (training rounds it up), else None."""
+    steps = math.ceil(cfg.episodes / cfg.tasks_per_batch)
+    if steps * cfg.tasks_per_batch == cfg.episodes:
+        return None
+    return (
+        f"note: train.episodes={cfg.episodes} is not a multiple of train.tasks_per_batch={cfg.tasks_per_batch}: "
+        f"training runs {steps} step(s), {steps * cfg.tasks_per_batch} episodes"
+    )
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and torch (CPU and every CUDA device)."""
     random.seed(seed)
@@ -175,7 +197,7 @@ class _Trainer:
         self.run_dir = run_dir
         self.progress = progress
         tcfg = cfg.train
-        self.device = distributed.init(tcfg.device)
+        self.device = distributed.init(tcfg.device, "train.device")
         self.rank, self.world = distributed.rank(), distributed.world_size()
         if tcfg.tasks_per_batch % self.world:
             raise ConfigError(
@@ -188,7 +210,9 @@ class _Trainer:
         self.state = self._resume_state(resume)
         # Every check that can fail on bad input runs before the model is built.
         train_split = resolve_split(cfg, "train")
+        self._check_resumed_classes(len(train_split.classes))
         self.train_set = build_dataset(cfg, "train", train=True, split_data=train_split)
+        self.train_keys = self.train_set.keys
         self.val_set = build_dataset(cfg, "val", train=False) if tcfg.val_episodes > 0 else None
         self.val_episodes = (
             make_episodes(self.val_set, tcfg.way, tcfg.shot, cfg.eval.query, tcfg.val_episodes, cfg.eval.seed)
@@ -217,6 +241,12 @@ class _Trainer:
         self.best = self.state.get("best") if self.state else None
         self.history: list[dict] = list(self.state.get("history", [])) if self.state else []
         self.train_history: list[dict] = list(self.state.get("train_history", [])) if self.state else []
+        # Checkpoints hold the training substitutions of all ranks together: rank 0 takes them back.
+        saved = self.state.get("substitutions", {}) if self.state else {}
+        self.substitutions = {
+            "train": Substitutions(saved.get("train", ()) if self.rank == 0 else ()),
+            "val": Substitutions(saved.get("val", ())),
+        }
         if self.state:
             self._load_training_state()
         self.net: nn.Module = self.model
@@ -236,10 +266,25 @@ class _Trainer:
                 )
             return None
         state = load_checkpoint(last)
-        diffs = architecture_diff(config_to_dict(checkpoint_config(state, str(last))), config_to_dict(self.cfg))
+        diffs = recipe_diff(config_to_dict(checkpoint_config(state, str(last))), config_to_dict(self.cfg))
         if diffs:
-            raise CheckpointError(f"cannot resume {last}: its architecture differs: " + "; ".join(diffs))
+            raise CheckpointError(
+                f"cannot resume {last} with another recipe ({'; '.join(diffs)}): drop these overrides to "
+                "continue the run, or train the new recipe into another --run-dir"
+            )
         return state
+
+    def _check_resumed_classes(self, num_classes: int) -> None:
+        """Refuse to resume when the training split's class count changed (the auxiliary classifier's size)."""
+        if self.state is None:
+            return
+        saved = int(self.state["num_train_classes"])
+        if saved != num_classes:
+            raise CheckpointError(
+                f"cannot resume {self.run_dir / CHECKPOINT_DIR / LAST}: it was trained on {saved} training "
+                f"classes but the train split list now has {num_classes}; restore the split list the run "
+                "used, or train into another --run-dir"
+            )
 
     def _load_training_state(self) -> None:
         state = self.state
@@ -250,6 +295,7 @@ class _Trainer:
             self.scaler.load_state_dict(state["scaler"])
 
     def _checkpoint(self, name: str, full: bool) -> None:
+        substitutions = self._gathered_substitutions()  # collective: every rank calls _checkpoint
         if not distributed.is_main():
             return
         state = {
@@ -261,6 +307,7 @@ class _Trainer:
             "best": self.best,
             "history": self.history,
             "train_history": self.train_history,
+            "substitutions": substitutions,
         }
         if full:
             state.update(
@@ -282,6 +329,10 @@ class _Trainer:
             workers=self.cfg.data.workers, progress=False,
         )
         entry = {"episodes": self.episodes_done, "accuracy": result.accuracy, "ci95": result.ci95}
+        if result.num_substitutions:
+            self.substitutions["val"].update(Substitutions(result.substitutions))
+            log.warning("val after %d episodes: %d unreadable video(s) replaced: %s", self.episodes_done,
+                        result.num_substitutions, _pairs_text(result.substitutions))
         self.history.append(entry)
         log.info("val after %d episodes: %.2f +- %.2f%%", self.episodes_done, result.accuracy, result.ci95)
         if self._selector_untrained():
@@ -290,6 +341,20 @@ class _Trainer:
             self.best = entry
             self._checkpoint(BEST, full=False)
         return entry
+
+    def _record_substitutions(self, batches: Sequence[dict[str, torch.Tensor]]) -> None:
+        """Count the training videos replaced in this step's episodes; log each new one (this rank)."""
+        for batch in batches:
+            for requested, replacement in self.substitutions["train"].record(batch, self.train_keys):
+                log.warning("train: unreadable video %s replaced by %s (another video of its class)",
+                            requested, replacement)
+
+    def _gathered_substitutions(self) -> dict[str, list[dict]]:
+        """Every rank's training substitutions added up, and the validation ones (the same on every rank)."""
+        train_subs = Substitutions()
+        for shard in distributed.gather_objects(self.substitutions["train"]):
+            train_subs.update(shard)
+        return {"train": train_subs.to_list(), "val": self.substitutions["val"].to_list()}
 
     def run(self, max_steps: int | None) -> dict:
         tcfg = self.cfg.train
@@ -312,7 +377,7 @@ class _Trainer:
         since_log = 0
         logged: dict[str, float] = {}
         stopped = False
-        iterator = iter(loader)
+        iterator = episode_batches(loader)
         first_step = self.step
         while self.step < self.total_steps:
             if max_steps is not None and self.step - first_step >= max_steps:
@@ -320,6 +385,7 @@ class _Trainer:
                 break
             _set_sampler_schedules(self.model, self.cfg, self.episodes_done)
             batches = [next(iterator) for _ in range(self.per_rank)]
+            self._record_substitutions(batches)
             stats = train_step(
                 self.net, self.optimizer, batches, tcfg.way, tcfg.shot, self.device, self.amp, self.scaler,
                 tcfg.clip_grad,
@@ -361,6 +427,7 @@ class _Trainer:
         if writer is not None:
             writer.close()
         elapsed = time.perf_counter() - start_time
+        substitutions = self._gathered_substitutions()
         results = {
             "name": self.cfg.name,
             "status": "stopped" if stopped else "finished",
@@ -373,6 +440,8 @@ class _Trainer:
             "train_history": self.train_history,
             "val": self.history,
             "best": self.best,
+            "substitutions": substitutions,
+            "num_substitutions": sum(e["count"] for entries in substitutions.values() for e in entries),
             "elapsed_s": elapsed,
             "episodes_per_s": (self.episodes_done - start_episodes) / elapsed if elapsed > 0 else 0.0,
         }
@@ -380,6 +449,11 @@ class _Trainer:
             atomic_write_json(self.run_dir / "results.json", results)
         distributed.barrier()
         return results
+
+
+def _pairs_text(entries: Sequence[dict]) -> str:
+    """``requested -> replacement`` of :class:`Substitutions` entries, comma-separated."""
+    return ", ".join(f"{e['requested']} -> {e['replacement']}" for e in entries)
 
 
 def train(
@@ -399,20 +473,26 @@ def train(
             killed run would have); ``resume=True`` continues it. None: run to the end.
 
     Raises:
-        ConfigError, DatasetError, CheckpointError: bad input, before any training starts.
+        ConfigError, DatasetError, CheckpointError, DeviceError, OutputError: bad input, before any
+            training starts.
     """
     run_dir = Path(run_dir)
+    check_writable(run_dir, "train --run-dir", folder=True)
     initialised_here = not distributed.is_initialized()
     handler = None
     try:
         trainer = _Trainer(cfg, run_dir, resume, progress)
         if distributed.is_main():
             run_dir.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, run_dir / "config.yaml")
+            if not (resume and (run_dir / "config.yaml").is_file()):
+                save_config(cfg, run_dir / "config.yaml")
             handler = _attach_log_file(run_dir / "train.log")
             log.info("%s %s: %d steps of %d episodes on %s x%d, amp=%s", "resuming" if resume else "training",
                      cfg.name, trainer.total_steps, cfg.train.tasks_per_batch, trainer.device, trainer.world,
                      trainer.amp)
+            note = episode_rounding_note(cfg.train)
+            if note:
+                log.info(note)
         return trainer.run(max_steps)
     finally:
         if handler is not None:

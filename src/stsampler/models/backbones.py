@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 import torchvision
@@ -39,19 +40,36 @@ class Backbone(nn.Module):
         return self.trunk(frames.contiguous(memory_format=torch.channels_last)).flatten(1)
 
 
+def load_pretrained(builder: Callable[..., nn.Module], weights: torchvision.models.WeightsEnum) -> nn.Module:
+    """``builder(weights=weights)`` (a torchvision model factory), failing with what to do when the
+    ImageNet weights cannot be fetched (e.g. no network access).
+
+    torchvision looks for the weights file in ``torch.hub.get_dir()/checkpoints`` and downloads it
+    there when it is absent; the message names that file and folder.
+
+    Raises:
+        CheckpointError: the weights are not in the cache and cannot be downloaded.
+    """
+    try:
+        return builder(weights=weights)
+    except (OSError, RuntimeError) as exc:  # URLError is an OSError; a bad download fails the hash check
+        file_name = os.path.basename(urlparse(weights.url).path)
+        folder = Path(torch.hub.get_dir()) / "checkpoints"
+        raise CheckpointError(
+            f"could not fetch the ImageNet weights {file_name} ({exc}). Without network access, download "
+            f"{weights.url} elsewhere and put it in {folder} (the torch hub cache), or pass a local "
+            "state_dict as model.weights_path=...; or train from scratch with "
+            "model.pretrained=false sampler.scanner_pretrained=false"
+        ) from None
+
+
 def _resnet(
     factory: Callable[..., torchvision.models.ResNet],
     weights: torchvision.models.WeightsEnum,
     pretrained: bool,
 ) -> Backbone:
     """A torchvision ResNet with its ``fc`` replaced by the identity (output: pooled conv5 features)."""
-    try:
-        model = factory(weights=weights if pretrained else None)
-    except OSError as exc:
-        raise CheckpointError(
-            f"could not fetch the ImageNet weights {weights} ({exc}); download {weights.url} "
-            "elsewhere and pass its path as weights_path instead of pretrained"
-        ) from exc
+    model = load_pretrained(factory, weights) if pretrained else factory(weights=None)
     out_dim = model.fc.in_features
     model.fc = nn.Identity()
     return Backbone(model, out_dim)
