@@ -95,3 +95,20 @@ class _NoWeights:
     """Stands in for torchvision's weight enum: ``IMAGENET1K_V1`` is None, so nothing downloads."""
 
     IMAGENET1K_V1 = None
+
+
+def test_no_network_names_the_scanner_weights_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.error
+
+    from stsampler.errors import CheckpointError
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # an empty cache
+    monkeypatch.setattr(torch.hub, "urlopen", offline)
+    with pytest.raises(CheckpointError) as info:
+        build_scanner(SamplerConfig(scanner_pretrained=True))
+    message = str(info.value)
+    assert "shufflenetv2_x0.5" in message and str(tmp_path / "hub" / "checkpoints") in message
+    assert "sampler.scanner_pretrained=false" in message

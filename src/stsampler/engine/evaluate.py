@@ -224,7 +224,9 @@ class EvalResult:
 
 def make_episodes(dataset: VideoDataset, way: int, shot: int, query: int, num: int, seed: int) -> list[Episode]:
     """``num`` seeded episodes over the dataset's classes (the same list for the same arguments)."""
-    return sample_episodes(dataset.labels, way, shot, query, num, seed)
+    return sample_episodes(
+        dataset.labels, way, shot, query, num, seed, class_names=dataset.class_names, split=dataset.split
+    )
 
 
 def _summarise(

@@ -225,6 +225,7 @@ class _Trainer:
             self.train_set.labels, tcfg.way, tcfg.shot, tcfg.query,
             num_episodes=self.total_steps * self.per_rank, seed=tcfg.seed, rank=self.rank,
             world_size=self.world, start=self.episodes_done // self.world,
+            class_names=self.train_set.class_names, split=self.train_set.split,
         )
         seed_everything(tcfg.seed)
         self.model = build_model(cfg, num_train_classes=len(train_split.classes)).to(self.device)

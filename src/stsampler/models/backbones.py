@@ -11,7 +11,6 @@ import os
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 import torchvision
@@ -19,6 +18,7 @@ from torch import nn
 
 from stsampler.errors import CheckpointError, ConfigError
 from stsampler.io import load_torch_file
+from stsampler.pretrained import load_pretrained
 
 
 class Backbone(nn.Module):
@@ -38,29 +38,6 @@ class Backbone(nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """Embed frames: float ``[N, 3, H, W]`` -> ``[N, out_dim]``."""
         return self.trunk(frames.contiguous(memory_format=torch.channels_last)).flatten(1)
-
-
-def load_pretrained(builder: Callable[..., nn.Module], weights: torchvision.models.WeightsEnum) -> nn.Module:
-    """``builder(weights=weights)`` (a torchvision model factory), failing with what to do when the
-    ImageNet weights cannot be fetched (e.g. no network access).
-
-    torchvision looks for the weights file in ``torch.hub.get_dir()/checkpoints`` and downloads it
-    there when it is absent; the message names that file and folder.
-
-    Raises:
-        CheckpointError: the weights are not in the cache and cannot be downloaded.
-    """
-    try:
-        return builder(weights=weights)
-    except (OSError, RuntimeError) as exc:  # URLError is an OSError; a bad download fails the hash check
-        file_name = os.path.basename(urlparse(weights.url).path)
-        folder = Path(torch.hub.get_dir()) / "checkpoints"
-        raise CheckpointError(
-            f"could not fetch the ImageNet weights {file_name} ({exc}). Without network access, download "
-            f"{weights.url} elsewhere and put it in {folder} (the torch hub cache), or pass a local "
-            "state_dict as model.weights_path=...; or train from scratch with "
-            "model.pretrained=false sampler.scanner_pretrained=false"
-        ) from None
 
 
 def _resnet(
@@ -94,7 +71,7 @@ def _small_cnn(pretrained: bool, pool: str = "avg", widths: tuple[int, ...] = (3
     if pretrained:
         raise ConfigError("the smallcnn backbones have no pretrained weights; set model.pretrained to false")
     channels = (3, *widths)
-    blocks = [_conv_block(c_in, c_out) for c_in, c_out in zip(channels[:-1], channels[1:])]
+    blocks = [_conv_block(c_in, c_out) for c_in, c_out in zip(channels[:-1], channels[1:], strict=True)]
     pooling = nn.AdaptiveAvgPool2d(1) if pool == "avg" else nn.AdaptiveMaxPool2d(1)
     trunk = nn.Sequential(*blocks, pooling, nn.Flatten())
     return Backbone(trunk, widths[-1])

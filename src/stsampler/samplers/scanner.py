@@ -7,6 +7,7 @@ project's normalised clips feed the scanner unchanged.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import torch
@@ -16,6 +17,7 @@ from torchvision import models
 
 from stsampler.config import SamplerConfig
 from stsampler.errors import ConfigError
+from stsampler.pretrained import load_pretrained
 
 ARCHS = ("shufflenet_v2_x0_5", "shufflenet_v2_x1_0")
 
@@ -55,7 +57,7 @@ class Scanner(nn.Module):
         if arch not in ARCHS:
             raise ConfigError(f"scanner arch {arch!r} is not one of {ARCHS}")
         weights = models.get_model_weights(arch).IMAGENET1K_V1 if pretrained else None
-        net = models.get_model(arch, weights=weights)
+        net = load_pretrained(partial(models.get_model, arch), weights) if pretrained else models.get_model(arch)
         self.conv1 = net.conv1
         self.stage2 = net.stage2
         self.stage3 = net.stage3
