@@ -69,7 +69,8 @@ def machine_description(devices: Sequence[torch.device], note: str = "") -> str:
     for device in devices:
         lines += [
             f"- CPU: {cpu_model()}, {os.cpu_count()} cores ({platform.machine()})",
-            f"- torch {torch.__version__}, Python {platform.python_version()}, {torch.get_num_threads()} intra-op threads",
+            f"- torch {torch.__version__}, Python {platform.python_version()}, "
+            f"{torch.get_num_threads()} intra-op threads",
             f"- load average at start (1/5/15 min): {' / '.join(f'{x:.2f}' for x in os.getloadavg())}",
         ]
         if device.type == "cuda":

@@ -12,7 +12,15 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from _common import available_devices, best_times, machine_description, markdown_report, publish, set_threads, timing_parser
+from _common import (
+    available_devices,
+    best_times,
+    machine_description,
+    markdown_report,
+    publish,
+    set_threads,
+    timing_parser,
+)
 
 from stsampler.ops.amplify import amplify, amplify_grid
 
@@ -39,7 +47,7 @@ def _axis_coordinates(marginal: torch.Tensor, size: int) -> torch.Tensor:
 def amplify_loop(frames: torch.Tensor, saliency: torch.Tensor) -> torch.Tensor:
     """Per-frame Python-loop amplification ``[N, C, H, W]`` (same method, no batching)."""
     outputs = []
-    for frame, s in zip(frames, saliency):
+    for frame, s in zip(frames, saliency, strict=True):
         gx = _axis_coordinates(s.amax(dim=0), frame.shape[2])
         gy = _axis_coordinates(s.amax(dim=1), frame.shape[1])
         grid = torch.stack(torch.broadcast_tensors(gx[None, :], gy[:, None]), dim=-1)
@@ -84,7 +92,8 @@ def run(device: torch.device, repeats: int) -> list[str]:
     times = {name: (forward[name], train[name]) for name in impls}
     base = times["grid_sample floor"]
     rows = [
-        f"| {device.type} | {name} | {fwd * 1e3:.1f} ({fwd / base[0]:.2f}x) | {both * 1e3:.1f} ({both / base[1]:.2f}x) |"
+        f"| {device.type} | {name} | {fwd * 1e3:.1f} ({fwd / base[0]:.2f}x) | "
+        f"{both * 1e3:.1f} ({both / base[1]:.2f}x) |"
         for name, (fwd, both) in times.items()
     ]
     rows.append(f"| {device.type} | max abs diff batched vs loop | {max_diff:.1e} | |")

@@ -25,6 +25,7 @@ import os
 import platform
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import av
@@ -105,14 +106,15 @@ def seek_breakeven(work: Path, repeat: int) -> list[str]:
         "only up to it. Break-even = seek cost / per-frame decode cost = the frames a seek must skip "
         "to pay off.",
         "",
-        "| decoder threads | forward, ms | per frame, ms | seek to each keyframe, ms | per seek, ms | break-even, frames |",
+        "| decoder threads | forward, ms | per frame, ms | seek to each keyframe, ms | per seek, ms "
+        "| break-even, frames |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     breakevens = []
     for label, threads in (("1 (DataLoader worker)", 1), ("auto (main process)", 0)):
         t = best_times(
             {
-                mode: (lambda mode=mode: read_frames(gop_clip, keys, info=info, mode=mode, threads=threads))
+                mode: partial(read_frames, gop_clip, keys, info=info, mode=mode, threads=threads)
                 for mode in ("forward", "seek")
             },
             CPU,
@@ -150,7 +152,7 @@ def seek_breakeven(work: Path, repeat: int) -> list[str]:
         for label, targets in (("32 spread", idx), ("4 far apart", [10, 90, 170, 240])):
             t = best_times(
                 {
-                    mode: (lambda mode=mode: read_frames(clip, targets, info=clip_info, mode=mode, threads=1))
+                    mode: partial(read_frames, clip, targets, info=clip_info, mode=mode, threads=1)
                     for mode in ("forward", "seek", "auto")
                 },
                 CPU,
@@ -195,7 +197,7 @@ def loader_throughput(work: Path, args) -> list[str]:
         episodes = list(iter(sampler))
         plan = [[dataset_indices(dataset, item) for item in batch] for batch in episodes]
 
-        def raw() -> None:
+        def raw(plan=plan) -> None:
             for batch in plan:
                 for path, frame_idx in batch:
                     read_frames(path, frame_idx, size=256)
@@ -213,7 +215,8 @@ def loader_throughput(work: Path, args) -> list[str]:
             for batch in loader:
                 assert batch["frames"].shape[1:] == (16, 3, 224, 224), batch["frames"].shape
 
-        t = best_times({"raw": raw, **{w: (lambda loader=loader: run(loader)) for w, loader in loaders.items()}}, CPU, args.repeat)
+        timed = {"raw": raw, **{w: (lambda loader=loader: run(loader)) for w, loader in loaders.items()}}
+        t = best_times(timed, CPU, args.repeat)
         raw_s = t["raw"]
         lines.append(f"| {label} | raw read_frames | - | {n_eps / raw_s:.2f} | {n_vid / raw_s:.1f} | 1.00 |")
         for workers in loaders:
@@ -259,8 +262,6 @@ def dataset_builder(root: Path, args):
     The project's training pipeline: ``VideoDataset`` (probe, TSN segment draw, ``read_frames`` at
     short side 256, ``ClipTransform`` 224 train mode) + ``EpisodeSampler`` + ``collate_episode``.
     """
-    from functools import partial
-
     from stsampler.data.dataset import VideoDataset
     from stsampler.data.episodes import EpisodeSampler, collate_episode
     from stsampler.data.splits import VideoItem
@@ -289,7 +290,9 @@ def dataset_indices(dataset, key) -> tuple[Path, torch.Tensor]:
     index, draw_seed = key[:2] if isinstance(key, tuple) else (key, None)
     path = dataset.items[index].path
     generator = dataset._generator(index, draw_seed)
-    frames = segment_indices(probe_video(path).num_frames, dataset.num_frames, random=dataset.train, generator=generator)
+    frames = segment_indices(
+        probe_video(path).num_frames, dataset.num_frames, random=dataset.train, generator=generator
+    )
     return path, frames
 
 

@@ -20,7 +20,16 @@ import tempfile
 from collections.abc import Callable
 
 import torch
-from _common import available_devices, best_times, machine_description, markdown_report, publish, set_threads, sync, timing_parser
+from _common import (
+    available_devices,
+    best_times,
+    machine_description,
+    markdown_report,
+    publish,
+    set_threads,
+    sync,
+    timing_parser,
+)
 from torch.profiler import ProfilerActivity, profile
 
 from stsampler.ops.topk import perturbed_topk
@@ -72,6 +81,30 @@ def peak_bytes(fn: Callable[[], object], device: torch.device) -> int:
     return max(totals, default=0)
 
 
+def implementations(
+    scores: torch.Tensor, grad: torch.Tensor, k: int, n: int, gen: torch.Generator
+) -> tuple[Callable[[], None], Callable[[], None], Callable[[], None]]:
+    """The timed calls ``(ours, dense, floor)`` on ``scores [B, M]`` with upstream ``grad [B, k, M]``.
+
+    ``ours`` and ``dense`` run forward + backward with ``n`` noise samples; ``floor`` is the noisy
+    top-k alone (no autograd). All draw their noise from ``gen``.
+    """
+    b, m = scores.shape
+
+    def ours() -> None:
+        perturbed_topk(scores, k, num_samples=n, sigma=SIGMA, generator=gen).backward(grad)
+
+    def dense() -> None:
+        DenseTopK.apply(scores, k, n, gen).backward(grad)
+
+    def floor() -> None:
+        z = torch.randn((b, n, m), generator=gen, device=scores.device)
+        perturbed = torch.add(scores.detach().unsqueeze(1), z, alpha=SIGMA)
+        torch.topk(perturbed, k, dim=-1, sorted=False).indices.sort(dim=-1)
+
+    return ours, dense, floor
+
+
 def run(device: torch.device, repeats: int) -> list[str]:
     """Markdown table rows for every configuration on ``device``."""
     rows = []
@@ -79,17 +112,7 @@ def run(device: torch.device, repeats: int) -> list[str]:
         gen = torch.Generator(device=device).manual_seed(0)
         scores = torch.rand(b, m, device=device, generator=gen).requires_grad_(True)
         grad = torch.randn(b, k, m, device=device, generator=gen)
-
-        def ours() -> None:
-            perturbed_topk(scores, k, num_samples=n, sigma=SIGMA, generator=gen).backward(grad)
-
-        def dense() -> None:
-            DenseTopK.apply(scores, k, n, gen).backward(grad)
-
-        def floor() -> None:
-            z = torch.randn((b, n, m), generator=gen, device=device)
-            perturbed = torch.add(scores.detach().unsqueeze(1), z, alpha=SIGMA)
-            torch.topk(perturbed, k, dim=-1, sorted=False).indices.sort(dim=-1)
+        ours, dense, floor = implementations(scores, grad, k, n, gen)
 
         # Same noise in both: the gradients must agree (a correctness check of the comparison).
         scores.grad = None
@@ -126,12 +149,13 @@ def main() -> None:
     rows = [row for device in devices for row in run(device, args.repeats)]
     body = "\n".join(
         [
-            f"Best forward + backward wall time of {args.repeats} interleaved runs (floor: forward only, no autograd), peak memory allocated during "
-            "one call, output and tensors saved for backward included. CPU peak: the running total of "
-            "the profiler's allocator events (profile_memory=True), i.e. exact bytes held by tensors, "
-            "unaffected by other processes (RSS would not be); CUDA: max_memory_allocated. The peak "
-            "of perturbed_topk equals the floor's when it is reached inside the noisy top-k itself "
-            "(noise, perturbed scores, topk values and indices alive together).",
+            f"Best forward + backward wall time of {args.repeats} interleaved runs (floor: forward only, "
+            "no autograd), peak memory allocated during one call, output and tensors saved for backward "
+            "included. CPU peak: the running total of the profiler's allocator events "
+            "(profile_memory=True), i.e. exact bytes held by tensors, unaffected by other processes "
+            "(RSS would not be); CUDA: max_memory_allocated. The peak of perturbed_topk equals the "
+            "floor's when it is reached inside the noisy top-k itself (noise, perturbed scores, topk "
+            "values and indices alive together).",
             "",
             "| device | size | implementation | time (ms) | peak (MiB) |",
             "|---|---|---|---|---|",

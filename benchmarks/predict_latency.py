@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from _common import cpu_model, markdown_report, write_report  # noqa: E402
 
 from stsampler.config import config_from_dict  # noqa: E402
-from stsampler.data.transforms import normalize  # noqa: E402
 from stsampler.data.extract import extract_video  # noqa: E402
+from stsampler.data.transforms import normalize  # noqa: E402
 from stsampler.engine.builder import build_model  # noqa: E402
 from stsampler.engine.evaluate import autocast, resolve_amp  # noqa: E402
 from stsampler.engine.predict import Predictor  # noqa: E402
@@ -136,7 +136,7 @@ def measure(predictor: Predictor, query: Path, folder: Path, repeat: int) -> dic
             seconds(lambda: two_pass_decode(predictor, query)),
         ]
         if round_:
-            for name, value in zip(times, row):
+            for name, value in zip(times, row, strict=True):
                 times[name].append(value)
     return times
 

@@ -27,8 +27,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import resnet50
 
 from stsampler.config import SamplerConfig, SamplerExperiments
-from stsampler.samplers.baselines import UniformSampler
 from stsampler.samplers.base import FrameSampler
+from stsampler.samplers.baselines import UniformSampler
 from stsampler.samplers.learned import STSampler
 
 DENSE, SELECTED, SIZE = 16, 8, 224
@@ -123,7 +123,7 @@ def run(videos: int, repeats: int) -> list[str]:
     for name, sampler in samplers.items():
         sampler.eval()
         backbone.eval()
-        total, per_module = forward_flops(lambda: pipeline(sampler, backbone, clips, is_support))
+        total, per_module = forward_flops(lambda sampler=sampler: pipeline(sampler, backbone, clips, is_support))
         base_flops = base_flops or total
         sampler_flops = total - per_module.get("ResNet", 0)
         parts = [per_module.get(f"STSampler.{part}", 0) for part in ("scanner", "selector", "task_learner")]

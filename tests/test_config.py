@@ -73,8 +73,9 @@ def test_unknown_section_suggests(tmp_path: Path) -> None:
     ],
 )
 def test_wrong_type_names_key_type_and_value(minimal: Path, key: str, value, expected: str) -> None:
+    text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
     with pytest.raises(ConfigError) as info:
-        load_config(minimal, [f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"])
+        load_config(minimal, [f"{key}={text}"])
     message = str(info.value)
     assert key in message and expected in message and repr(value) in message
 
@@ -137,7 +138,9 @@ def test_cross_field_checks(minimal: Path) -> None:
 
 
 def test_round_trip(minimal: Path, tmp_path: Path) -> None:
-    cfg = load_config(minimal, ["train.shot=5", "model.head_args={temperature: 3.0}", "sampler.experimental.noise=gumbel"])
+    cfg = load_config(
+        minimal, ["train.shot=5", "model.head_args={temperature: 3.0}", "sampler.experimental.noise=gumbel"]
+    )
     out = save_config(cfg, tmp_path / "out" / "config.yaml")
     again = load_config(out)
     assert isinstance(again, Config)
@@ -159,8 +162,10 @@ def test_paper_recipes_follow_the_protocol() -> None:
     assert len(recipes) == 30  # 5 datasets x 3 heads x with / without the sampler
     for path in recipes:
         cfg = load_config(path)
-        assert (cfg.model.backbone, cfg.data.crop_size, cfg.data.num_frames, cfg.sampler.num_frames) == ("resnet50", 224, 16, 8)
-        assert (cfg.train.optimizer, cfg.train.lr, cfg.train.tasks_per_batch, cfg.train.query, cfg.eval.query) == ("sgd", 1e-3, 16, 5, 1)
+        model = (cfg.model.backbone, cfg.data.crop_size, cfg.data.num_frames, cfg.sampler.num_frames)
+        assert model == ("resnet50", 224, 16, 8)
+        schedule = (cfg.train.optimizer, cfg.train.lr, cfg.train.tasks_per_batch, cfg.train.query, cfg.eval.query)
+        assert schedule == ("sgd", 1e-3, 16, 5, 1)
         assert cfg.model.head == path.stem.split("_")[0]
         assert (cfg.sampler.kind == "learned") == path.stem.endswith("_sampler")
         assert cfg.data.flip == (not cfg.data.benchmark.startswith("ssv2"))
@@ -247,7 +252,8 @@ def test_keys_of_components_a_run_does_not_use_are_not_checked(minimal: Path) ->
 
 
 def test_a_moved_key_in_a_users_config_names_its_new_path(minimal: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"'sampler\.control_variate' is now 'sampler\.experimental\.control_variate'"):
+    moved = r"'sampler\.control_variate' is now 'sampler\.experimental\.control_variate'"
+    with pytest.raises(ConfigError, match=moved):
         load_config(minimal, ["sampler.control_variate=false"])
     flat = write(tmp_path / "flat.yaml", {"data": {"split_dir": "s"}, "sampler": {"noise": "gumbel"}})
     with pytest.raises(ConfigError, match=r"sampler\.experimental\.noise"):

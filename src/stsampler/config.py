@@ -2,10 +2,11 @@
 
 A config file is a YAML mapping whose sections mirror :class:`Config`. The recipes shipped with the
 package (``stsampler/configs/``, listed by :func:`list_recipes` and ``stsampler configs``) are
-addressed by name from any directory, ``ucf101/protonet_sampler``; a path to a YAML file works too. A file may start from
-another with ``base: relative/path.yaml`` (or a list of them, applied in order): the bases are read
-first and the file's own keys are deep-merged over them. ``key.sub=value`` overrides are applied
-last, each value parsed as YAML (``train.lr=0.01``, ``sampler.kind=uniform``, ``data.flip=null``).
+addressed by name from any directory, ``ucf101/protonet_sampler``; a path to a YAML file works too.
+A file may start from another with ``base: relative/path.yaml`` (or a list of them, applied in
+order): the bases are read first and the file's own keys are deep-merged over them.
+``key.sub=value`` overrides are applied last, each value parsed as YAML (``train.lr=0.01``,
+``sampler.kind=uniform``, ``data.flip=null``).
 
 Every key is checked against the dataclasses: an unknown key raises :class:`ConfigError` naming the
 key path and the closest known key; a value of the wrong type, or a number outside its range, raises

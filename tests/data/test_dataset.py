@@ -1,4 +1,5 @@
-"""VideoDataset on tiny videos: shapes, seeded draws, bad videos replaced (never by an episode member) and counted, the split-wide limit."""
+"""VideoDataset on tiny videos: shapes, seeded draws, bad videos replaced (never by an episode member)
+and counted, the split-wide limit."""
 from __future__ import annotations
 
 import functools

@@ -12,7 +12,9 @@ from stsampler.data.splits import load_split
 from stsampler.data.synthetic import SynthConfig, generate_dataset, load_metadata
 from stsampler.data.transforms import ClipTransform
 
-CONFIG = SynthConfig(num_classes=3, videos_per_class=2, num_frames=40, fps=8, height=64, width=64, distractors=1, seed=3)
+CONFIG = SynthConfig(
+    num_classes=3, videos_per_class=2, num_frames=40, fps=8, height=64, width=64, distractors=1, seed=3
+)
 
 
 @pytest.fixture(scope="module")

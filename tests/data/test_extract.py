@@ -36,7 +36,8 @@ def test_layout_sizes_and_failures(video_tree, tmp_path):
     assert bad == video_tree / "class_b" / "bad.mp4" and str(bad) in message
     assert folders(dst) == ["class_a/v1", "class_a/v2", "class_b/v3"]
     assert sorted(p.name for p in (dst / "class_a" / "v1").iterdir()) == [f"{i:08d}.jpg" for i in range(1, 13)]
-    for name, frames, width, height in [("class_a/v1", 12, 43, 32), ("class_a/v2", 9, 32, 43), ("class_b/v3", 7, 32, 32)]:
+    expected = [("class_a/v1", 12, 43, 32), ("class_a/v2", 9, 32, 43), ("class_b/v3", 7, 32, 32)]
+    for name, frames, width, height in expected:
         info = probe_video(dst / name)
         assert (info.num_frames, info.width, info.height) == (frames, width, height)
     # JPEG frames look like the video's frames at the same size

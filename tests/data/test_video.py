@@ -86,7 +86,9 @@ def test_lossless_video_matches_source_frames(lossless_video, kwargs):
 
 
 @pytest.mark.parametrize("kwargs", MODES, ids=lambda k: "-".join(map(str, k.values())))
-@pytest.mark.parametrize("indices", [SCATTERED, DENSE, [47], list(range(48))[::-1]], ids=["scattered", "dense", "last", "reversed"])
+@pytest.mark.parametrize(
+    "indices", [SCATTERED, DENSE, [47], list(range(48))[::-1]], ids=["scattered", "dense", "last", "reversed"]
+)
 def test_video_equals_png_folder_of_its_decoded_frames(tiny_video, tiny_frame_folder, kwargs, indices):
     from_video = read_frames(tiny_video, indices, **kwargs)
     from_folder = read_frames(tiny_frame_folder, indices)
@@ -321,8 +323,8 @@ def test_no_video_stream(tmp_path):
 
 def test_index_out_of_range(tiny_video, tiny_frame_folder):
     for path in (tiny_video, tiny_frame_folder):
-        assert_read_error(path, lambda: read_frames(path, [0, 48]), "out of range", "48")
-        assert_read_error(path, lambda: read_frames(path, [-1]), "out of range")
+        assert_read_error(path, lambda path=path: read_frames(path, [0, 48]), "out of range", "48")
+        assert_read_error(path, lambda path=path: read_frames(path, [-1]), "out of range")
 
 
 def test_empty_frame_folder_and_broken_image(tmp_path, tiny_frame_folder):
@@ -365,7 +367,9 @@ def test_faststart_file_cut_short_is_damaged(tmp_path, make_frames, keep):
         info = VideoInfo(cut, stream.frames, 25.0, float(stream.duration * stream.time_base), 96, 64)
     assert info.num_frames == 48
     for mode in ("auto", "forward", "seek"):
-        message = assert_read_error(cut, lambda mode=mode: read_frames(cut, [0, 47], info=info, mode=mode), "declares 48")
+        message = assert_read_error(
+            cut, lambda mode=mode: read_frames(cut, [0, 47], info=info, mode=mode), "declares 48"
+        )
         assert "only" in message and "could be decoded" in message
 
 

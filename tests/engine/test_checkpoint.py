@@ -26,7 +26,9 @@ from stsampler.errors import CheckpointError
 def _save_model(cfg, path: Path, num_classes: int = 4) -> torch.nn.Module:
     torch.manual_seed(1)
     model = build_model(cfg, num_classes)
-    save_checkpoint(path, {"config": config_to_dict(cfg), "num_train_classes": num_classes, "model": model.state_dict()})
+    save_checkpoint(
+        path, {"config": config_to_dict(cfg), "num_train_classes": num_classes, "model": model.state_dict()}
+    )
     return model
 
 
@@ -157,7 +159,8 @@ def test_each_role_is_checked_where_it_belongs() -> None:
     assert recipe_diff(*_differing(*runtime)) == []
     # A key this version does not know is never silently dropped.
     saved, requested = _differing("sampler.future_switch=true")
-    assert architecture_diff(saved, requested) == recipe_diff(saved, requested) == ["sampler.future_switch: None -> True"]
+    expected = ["sampler.future_switch: None -> True"]
+    assert architecture_diff(saved, requested) == recipe_diff(saved, requested) == expected
 
 
 def test_a_checkpoint_from_before_the_experimental_section_loads(tiny_config) -> None:

@@ -14,7 +14,9 @@ from stsampler.engine.metrics import EventScorer
 from stsampler.ops.amplify import amplify_grid
 from stsampler.samplers.base import SamplerOutput
 
-CONFIG = SynthConfig(num_classes=3, videos_per_class=2, num_frames=40, fps=8, height=64, width=64, distractors=1, seed=3)
+CONFIG = SynthConfig(
+    num_classes=3, videos_per_class=2, num_frames=40, fps=8, height=64, width=64, distractors=1, seed=3
+)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ CHANNELS = (4, 6, 8)
 
 def make_maps(n: int = 6, seed: int = 0) -> list[torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
-    return [torch.randn(n, c, s, s, generator=gen) for c, s in zip(CHANNELS, (16, 8, 4))]
+    return [torch.randn(n, c, s, s, generator=gen) for c, s in zip(CHANNELS, (16, 8, 4), strict=True)]
 
 
 def check_unit_range(s: torch.Tensor, n: int) -> None:

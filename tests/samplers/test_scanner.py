@@ -81,12 +81,16 @@ def test_unknown_arch() -> None:
         make(arch="resnet18")
 
 
-@pytest.mark.parametrize(("pretrained", "setting", "frozen"), [(False, None, False), (True, None, True), (False, True, True)])
+@pytest.mark.parametrize(
+    ("pretrained", "setting", "frozen"), [(False, None, False), (True, None, True), (False, True, True)]
+)
 def test_builder_freezes_batch_norm_of_a_pretrained_scanner_by_default(
     monkeypatch: pytest.MonkeyPatch, pretrained: bool, setting: bool | None, frozen: bool
 ) -> None:
     monkeypatch.setattr("torchvision.models.get_model_weights", lambda arch: None if not pretrained else _NoWeights)
-    cfg = SamplerConfig(scanner_pretrained=pretrained, scan_size=48, experimental=SamplerExperiments(scanner_freeze_bn=setting))
+    cfg = SamplerConfig(
+        scanner_pretrained=pretrained, scan_size=48, experimental=SamplerExperiments(scanner_freeze_bn=setting)
+    )
     scanner = build_scanner(cfg)
     assert scanner.freeze_bn is frozen and scanner.scan_size == 48
 

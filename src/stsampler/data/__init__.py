@@ -1,6 +1,13 @@
 """Videos in, few-shot episodes out: decoding, frame indices, transforms, splits, episodes, synthetic actions."""
 from stsampler.data.dataset import VideoDataset
-from stsampler.data.episodes import Episode, EpisodeSampler, FixedEpisodeSampler, collate_episode, load_episodes, save_episodes
+from stsampler.data.episodes import (
+    Episode,
+    EpisodeSampler,
+    FixedEpisodeSampler,
+    collate_episode,
+    load_episodes,
+    save_episodes,
+)
 from stsampler.data.indices import segment_indices
 from stsampler.data.splits import BENCHMARKS, VideoItem, load_benchmark_split, load_split
 from stsampler.data.synthetic import SynthConfig, generate_dataset, load_metadata

@@ -139,7 +139,7 @@ class EpisodeSampler(Sampler[list[EpisodeKey]]):
                 "use a smaller way or add classes to the split list"
             )
         need = shot + query
-        short = {c: len(m) for c, m in zip(self._classes, self._members) if len(m) < need}
+        short = {c: len(m) for c, m in zip(self._classes, self._members, strict=True) if len(m) < need}
         if short:
             names = class_names or {}
             listed = ", ".join(f"{names.get(c, f'label {c}')!r}: {n}" for c, n in sorted(short.items())[:10])

@@ -23,7 +23,15 @@ from pathlib import Path
 
 from stsampler.errors import VideoReadError
 
-from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, _configure_threads, _iter_frames, _open_container, _output_size, _video_stream
+from .video import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    _configure_threads,
+    _iter_frames,
+    _open_container,
+    _output_size,
+    _video_stream,
+)
 
 __all__ = ["ExtractReport", "extract_frames", "find_videos", "frame_folder_for"]
 
@@ -114,13 +122,17 @@ def extract_video(video: str | os.PathLike, target: str | os.PathLike, short_sid
             for frame in _iter_frames(container, stream, video):
                 if size is None:
                     size = _output_size(frame.width, frame.height, short_side)
-                image = frame.reformat(width=size[0], height=size[1], format="rgb24", interpolation="BILINEAR").to_image()
+                image = frame.reformat(
+                    width=size[0], height=size[1], format="rgb24", interpolation="BILINEAR"
+                ).to_image()
                 count += 1
                 image.save(tmp / f"{count:08d}.jpg", quality=int(quality))
         finally:
             container.close()
         if count == 0:
-            raise VideoReadError(f"{video}: no frame could be decoded; the file is truncated or corrupt: re-download it.")
+            raise VideoReadError(
+                f"{video}: no frame could be decoded; the file is truncated or corrupt: re-download it."
+            )
         try:
             os.rename(tmp, target)
         except OSError:
@@ -208,7 +220,9 @@ def extract_frames(
         futures = {
             pool.submit(_job, str(video), str(target), short, int(quality), threads): video for video, target in jobs
         }
-    bar = tqdm(total=len(jobs) + report.skipped, initial=report.skipped, unit="video", desc="extract", disable=not progress)
+    bar = tqdm(
+        total=len(jobs) + report.skipped, initial=report.skipped, unit="video", desc="extract", disable=not progress
+    )
 
     def record(video: Path, status: str, message: str | None) -> None:
         if status == "done":

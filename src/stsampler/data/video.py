@@ -11,8 +11,8 @@ any list of indices as ``uint8 [len(indices), 3, H, W]``, optionally resized at 
 
 Frame indices are presentation-order indices (what a player shows as frame 0, 1, 2, ...), never
 decode order. Every problem with the input (missing, empty, truncated, undecodable file, no video
-stream, index out of range, far fewer frames than the container declares) raises :class:`stsampler.errors.VideoReadError` with a message that
-names the file.
+stream, index out of range, far fewer frames than the container declares) raises
+:class:`stsampler.errors.VideoReadError` with a message that names the file.
 
 Decoding strategy (video files). Decoding is sequential by nature: a frame can only be decoded
 from the previous keyframe on. :func:`read_frames` therefore makes one forward pass over the
@@ -246,7 +246,9 @@ def _video_stream(container, path: Path):
         name = None
     if not name:
         container.close()
-        raise VideoReadError(f"{path}: no decoder for the video stream's codec in this FFmpeg build; re-encode it (H.264).")
+        raise VideoReadError(
+            f"{path}: no decoder for the video stream's codec in this FFmpeg build; re-encode it (H.264)."
+        )
     return stream
 
 

@@ -33,7 +33,10 @@ class EventScorer:
         self.magnification_count = 0
 
     def _boxes_in_crop(self, video: int, frame_numbers: torch.Tensor) -> torch.Tensor:
-        """Event boxes of ``video`` at ``frame_numbers [T]`` (inside the span) in normalised crop coordinates ``[T, 4]``."""
+        """Event boxes of ``video`` at ``frame_numbers [T]`` (inside the span).
+
+        Returns normalised crop coordinates ``[T, 4]``.
+        """
         start = int(self.spans[video, 0])
         box = self.boxes[video][frame_numbers - start]
         scale_y, scale_x, top, left = self.transform.crop_geometry(*self.sizes[video].tolist())

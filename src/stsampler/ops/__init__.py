@@ -3,4 +3,12 @@ from stsampler.ops.amplify import amplify, amplify_grid
 from stsampler.ops.encoding import minmax_normalise, sinusoidal_encoding
 from stsampler.ops.topk import hard_topk, perturbed_topk, sigma_at
 
-__all__ = ["amplify", "amplify_grid", "hard_topk", "minmax_normalise", "perturbed_topk", "sigma_at", "sinusoidal_encoding"]
+__all__ = [
+    "amplify",
+    "amplify_grid",
+    "hard_topk",
+    "minmax_normalise",
+    "perturbed_topk",
+    "sigma_at",
+    "sinusoidal_encoding",
+]
