@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, IO, Sequence
+from typing import IO, Any, Callable, Sequence
 
 import torch
 
@@ -117,7 +117,9 @@ def check_writable(
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise OutputError(f"{what} {path}: cannot write in {probe_dir} ({exc.strerror or exc}); choose another path") from exc
+        raise OutputError(
+            f"{what} {path}: cannot write in {probe_dir} ({exc.strerror or exc}); choose another path"
+        ) from exc
     return path
 
 
@@ -159,7 +161,9 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
     except Exception as exc:  # torch raises several types for truncated or foreign files
         text = str(exc)
         if text.startswith("Weights only load failed"):
-            reason = "it is not plain tensors and data, and other pickled objects are never loaded (they could run code)"
+            reason = (
+                "it is not plain tensors and data, and other pickled objects are never loaded (they could run code)"
+            )
         else:
             reason = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
         raise CheckpointError(f"{what} {path} is corrupt or not a torch file: {reason}") from exc

@@ -296,8 +296,9 @@ def show(
         if support_dir is not None:
             (prediction,) = predictor.predict([video])
             title += f", predicted {prediction.label!r} ({prediction.probabilities[prediction.label]:.2f})"
-        images.append(render_sampler_figure(clip, output, _unique_png(out_dir, video, images), title,
-                                            event_span=synthetic_event_span(video, foreign_metadata), frame_numbers=numbers))
+        span = synthetic_event_span(video, foreign_metadata)
+        path = _unique_png(out_dir, video, images)
+        images.append(render_sampler_figure(clip, output, path, title, event_span=span, frame_numbers=numbers))
     if html:
         page_title = f"stsampler show: {run_dir_or_checkpoint}"
         return images + [write_html_index(images, out_dir / "index.html", title=page_title)]
@@ -332,7 +333,7 @@ def synthetic_event_span(video: Path, warned: set[Path] | None = None) -> tuple[
         return None
     metadata = _our_metadata(path)
     entry = None if metadata is None else metadata["videos"].get(f"{video.parent.name}/{video.stem}")
-    if isinstance(entry, dict) and isinstance(entry.get("event_start"), int) and isinstance(entry.get("event_end"), int):
+    if isinstance(entry, dict) and all(isinstance(entry.get(k), int) for k in ("event_start", "event_end")):
         return entry["event_start"], entry["event_end"]
     if metadata is None and (warned is None or path not in warned):
         log.warning("%s was not written by stsampler's synthetic data generator: drawing without event marks", path)

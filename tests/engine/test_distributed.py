@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
+from torch.nn.parallel import DistributedDataParallel
 
 from stsampler.config import Config, config_from_dict
 from stsampler.data.episodes import collate_episode
@@ -15,7 +16,6 @@ from stsampler.engine import distributed
 from stsampler.engine.builder import build_model
 from stsampler.engine.train import build_optimizer, train_step, unwrap
 from stsampler.errors import DeviceError
-from torch.nn.parallel import DistributedDataParallel
 
 WAY, SHOT, QUERY = 3, 1, 2
 
@@ -55,7 +55,9 @@ def _fresh_model() -> torch.nn.Module:
 
 
 def _worker(rank: int, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     device = distributed.init("cpu")
     try:

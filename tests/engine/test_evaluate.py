@@ -17,8 +17,8 @@ from stsampler.errors import ConfigError, DatasetError
 
 @pytest.fixture
 def learned_cfg(tiny_config):
-    return tiny_config(data={"num_frames": 6},
-                       sampler={"kind": "learned", "num_frames": 3, "temporal": True, "spatial": True, "task_adaptive": True})
+    sampler = {"kind": "learned", "num_frames": 3, "temporal": True, "spatial": True, "task_adaptive": True}
+    return tiny_config(data={"num_frames": 6}, sampler=sampler)
 
 
 def test_same_episodes_same_accuracy_to_the_last_digit(learned_cfg) -> None:

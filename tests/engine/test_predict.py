@@ -290,7 +290,7 @@ def test_predict_recovers_trained_actions(tiny_config, synth_root: Path, tmp_pat
     for class_name, video_id in read_split_list(synth_root / "splits" / SPLIT_FILES["train"]):
         by_class.setdefault(class_name, []).append(video_id)
     support, queries, truth = tmp_path / "support", [], {}
-    for class_name, ids in by_class.items():
+    for class_name in by_class:
         files = sorted((synth_root / "videos" / class_name).glob("*.mp4"))
         (support / class_name).mkdir(parents=True)
         (support / class_name / files[0].name).symlink_to(files[0])

@@ -37,12 +37,14 @@ def _missing(path: Path) -> None:
 
 def _truncated(path: Path) -> None:
     cfg = _config()
-    save_checkpoint(path, {"config": cfg, "num_train_classes": 2, "model": build_model(config_from_dict(cfg), 2).state_dict()})
+    model = build_model(config_from_dict(cfg), 2)
+    save_checkpoint(path, {"config": cfg, "num_train_classes": 2, "model": model.state_dict()})
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
 
 
 def _random_bytes(path: Path) -> None:
-    path.write_bytes(torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(0), dtype=torch.uint8).numpy().tobytes())
+    noise = torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    path.write_bytes(noise.numpy().tobytes())
 
 
 def _other_architecture(path: Path) -> None:
@@ -77,7 +79,9 @@ def test_bad_checkpoint(tmp_path: Path, capsys, case: str, command: str) -> None
     out = tmp_path / "out.json"
     argv = {
         "eval": ["eval", str(checkpoint), "--out", str(out)],
-        "predict": ["predict", str(checkpoint), "--support", str(tmp_path), "--query", str(tmp_path), "--out", str(out)],
+        "predict": [
+            "predict", str(checkpoint), "--support", str(tmp_path), "--query", str(tmp_path), "--out", str(out)
+        ],
     }[command]
     assert main(argv) == 2
     err = capsys.readouterr().err

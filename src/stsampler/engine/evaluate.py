@@ -24,7 +24,14 @@ from tqdm.auto import tqdm
 
 from stsampler.config import apply_overrides, config_from_dict, config_to_dict
 from stsampler.data.dataset import VideoDataset
-from stsampler.data.episodes import Episode, FixedEpisodeSampler, collate_episode, load_episodes, sample_episodes, save_episodes
+from stsampler.data.episodes import (
+    Episode,
+    FixedEpisodeSampler,
+    collate_episode,
+    load_episodes,
+    sample_episodes,
+    save_episodes,
+)
 from stsampler.data.transforms import normalize
 from stsampler.engine import distributed
 from stsampler.engine.builder import build_dataset
@@ -161,7 +168,7 @@ class Substitutions:
         used = batch["indices"].tolist()
         requested = batch.get("requested", batch["indices"]).tolist()
         new = []
-        for asked, got in zip(requested, used):
+        for asked, got in zip(requested, used, strict=True):
             if asked != got:
                 pair = (keys[asked], keys[got])
                 if pair not in self.counts:
@@ -325,9 +332,9 @@ def evaluate(
     per_class: dict[str, list[int]] = {}
     names = {item.label: item.class_name for item in dataset.items}
     for r, shard in enumerate(shards):
-        for j, (row, classes) in enumerate(zip(shard["hits"], shard["classes"])):
+        for j, (row, classes) in enumerate(zip(shard["hits"], shard["classes"], strict=True)):
             per_episode[j * world + r] = row.double().mean().item()
-            for hit, class_id in zip(row.tolist(), classes.tolist()):
+            for hit, class_id in zip(row.tolist(), classes.tolist(), strict=True):
                 entry = per_class.setdefault(names[class_id], [0, 0])
                 entry[0] += int(hit)
                 entry[1] += 1
@@ -359,7 +366,9 @@ def _episode_list(
     return episodes
 
 
-def episode_shape(cfg: Any, way: int | None, shot: int | None, query: int | None, episodes: int | None) -> dict[str, int]:
+def episode_shape(
+    cfg: Any, way: int | None, shot: int | None, query: int | None, episodes: int | None
+) -> dict[str, int]:
     """N, K, queries per class and episode count of an evaluation: each given value, else the run's
     ``eval.*`` setting, else (way, shot) its ``train.*`` one.
 

@@ -308,7 +308,7 @@ class Predictor:
     def _load(self, paths: Sequence[Path], low_res: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Dense frame numbers ``[B, M]`` and normalised dense clips ``[B, M, 3, S, S]`` on the device."""
         numbers = torch.stack([self.dense_frame_numbers(p) for p in paths])
-        clips = torch.stack([self.decode(p, n, low_res) for p, n in zip(paths, numbers)])
+        clips = torch.stack([self.decode(p, n, low_res) for p, n in zip(paths, numbers, strict=True)])
         return numbers, normalize(clips.to(self.device))
 
     # ---------------------------------------------------------------- embedding
@@ -353,7 +353,7 @@ class Predictor:
         with autocast(self.device, self.amp):
             plan = sampler.plan(scan_clips, flags, task)
         selected = numbers.gather(1, plan.indices.cpu())
-        full = normalize(torch.stack([self.decode(p, s) for p, s in zip(paths, selected)]).to(self.device))
+        full = normalize(torch.stack([self.decode(p, s) for p, s in zip(paths, selected, strict=True)]).to(self.device))
         with autocast(self.device, self.amp):
             return sampler.apply(plan, full), plan.video_feature, selected
 
@@ -366,7 +366,7 @@ class Predictor:
         two_pass = [self._two_pass(p) for p in paths]
         groups = [[i for i, t in enumerate(two_pass) if t == kind] for kind in (False, True)]
         embeddings, selected = [], []
-        for rows, sample in zip(groups, (self._sample_dense, self._sample_two_pass)):
+        for rows, sample in zip(groups, (self._sample_dense, self._sample_two_pass), strict=True):
             if not rows:
                 continue
             flags = torch.full((len(rows),), is_support, dtype=torch.bool, device=self.device)
@@ -515,10 +515,10 @@ class Predictor:
                     Prediction(
                         path=path,
                         label=support.classes[int(row.argmax())],
-                        probabilities=dict(zip(support.classes, row.tolist())),
+                        probabilities=dict(zip(support.classes, row.tolist(), strict=True)),
                         frame_indices=frames.tolist(),
                     )
-                    for path, row, frames in zip(batch, probs, selected)
+                    for path, row, frames in zip(batch, probs, selected, strict=True)
                 )
         return predictions
 

@@ -36,8 +36,8 @@ from stsampler.engine.checkpoint import (
     BEST,
     CHECKPOINT_DIR,
     LAST,
-    checkpoint_config,
     capture_rng,
+    checkpoint_config,
     load_checkpoint,
     module_generators,
     recipe_diff,
@@ -109,7 +109,8 @@ def train_step(
             scaled = loss / len(batches)
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
         accuracy = (output.logits.argmax(dim=-1) == inputs["query_labels"]).float().mean()
-        sums += torch.stack([loss.detach().float(), parts["ce"].detach().float(), parts["aux"].detach().float(), accuracy])
+        parts_now = [loss, parts["ce"], parts["aux"], accuracy]
+        sums += torch.stack([part.detach().float() for part in parts_now])
     if scaler is not None:
         scaler.unscale_(optimizer)
     if clip_grad is not None:
@@ -400,7 +401,7 @@ class _Trainer:
             bar.update(tcfg.tasks_per_batch)
             if self.step % tcfg.log_every == 0 or self.step == self.total_steps:
                 means = distributed.all_reduce_mean(running / since_log).tolist()
-                logged = dict(zip(("loss", "ce", "aux", "accuracy"), means))
+                logged = dict(zip(("loss", "ce", "aux", "accuracy"), means, strict=True))
                 logged["lr"] = self.optimizer.param_groups[0]["lr"]
                 if isinstance(self.model.sampler, STSampler):
                     logged["sigma"] = self.model.sampler.sigma
