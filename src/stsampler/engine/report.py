@@ -119,7 +119,8 @@ def learning_curves_figure(variants: Sequence[dict], out_dir: Path) -> Figure:
             results = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
             label = f"{v['name']} seed {r['seed']}"
             train = results.get("train_history", [])
-            loss_ax.plot([h["episodes"] for h in train], [h["loss"] for h in train], color=color, alpha=0.7, label=label)
+            loss_ax.plot([h["episodes"] for h in train], [h["loss"] for h in train], ".-", color=color, alpha=0.7,
+                         label=label)
             val = results.get("val", [])
             val_ax.plot([h["episodes"] for h in val], [h["accuracy"] for h in val], "o-", color=color, alpha=0.7, label=label)
     loss_ax.set(xlabel="training episodes", ylabel="training loss")
