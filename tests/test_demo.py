@@ -19,7 +19,7 @@ def test_the_demo_changes_only_size_and_data_keys_of_the_shipped_recipe(tmp_path
         f"{section}.{key}" for section, values in recipe.items() if isinstance(values, dict)
         for key, value in values.items() if demo[section][key] != value
     }
-    assert changed == {"data.split_dir", "data.data_root"}  # the default demo trains the recipe's budget
+    assert changed == {"data.split_dir", "data.data_root", "data.metadata"}  # the default demo trains the recipe's budget
     quick = config_to_dict(DemoConfig.quick().base_config(tmp_path, workers=0))
     assert quick["model"] == recipe["model"] and quick["data"]["num_frames"] == recipe["data"]["num_frames"]
     assert quick["train"]["episodes"] == 8 and 0 <= quick["sampler"]["selector_warmup"] < 8

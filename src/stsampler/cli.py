@@ -56,7 +56,8 @@ def _cmd_compare(args: argparse.Namespace) -> None:
         words += ["--variant", name, *overrides]
     command = shlex.join([*words, "--seeds", str(args.seeds), "--episodes", str(episodes), "--out", args.out])
     out = Path(args.out)
-    print(compare_and_report(base, variants, out, episodes, args.seeds, command, pictures=args.pictures))
+    _, table = compare_and_report(base, variants, out, episodes, args.seeds, command, pictures=args.pictures)
+    print(table)
     print(f"wrote {out / 'compare.md'}, {out / 'compare.json'} and {out / REPORT}")
     print(f"regenerate with: {command}")
 

@@ -40,7 +40,7 @@ class DemoConfig:
     Attributes:
         classes, videos_per_class, video_frames, size: the synthetic dataset (classes are split
             60/20/20 into disjoint train/val/test sets; the test set needs ``way`` classes).
-        way: classes per episode (the recipe's 5 unless the test split holds fewer classes).
+        way, shot: the few-shot task (the recipe's 5-way unless the test split holds fewer classes).
         episodes: training episodes per run (the recipe's schedule is scaled to it);
             val_episodes: validation episodes; eval_episodes: fixed test episodes.
         seeds: training seeds per model.
@@ -53,6 +53,7 @@ class DemoConfig:
     video_frames: int = 48
     size: int = 96
     way: int = 5
+    shot: int = 1
     episodes: int = 300
     val_episodes: int = 50
     eval_episodes: int = 300
@@ -75,7 +76,8 @@ class DemoConfig:
         )
 
     def overrides(self, recipe: Config, data_dir: Path, workers: int) -> list[str]:
-        """What the demo changes in ``recipe``: where its data is, and its size."""
+        """What the demo changes in ``recipe``: where its data is (``data.metadata`` lets the oracle sampler
+        run on it), the task and the training budget, with the recipe's schedule scaled to it."""
         scale = self.episodes / recipe.train.episodes
         schedule = []
         for key in _SCHEDULE_KEYS:
@@ -85,8 +87,10 @@ class DemoConfig:
         return [
             f"data.split_dir={data_dir / 'splits'}",
             f"data.data_root={data_dir / 'videos'}",
+            f"data.metadata={data_dir / 'metadata.json'}",
             f"data.workers={workers}",
             f"train.way={self.way}",
+            f"train.shot={self.shot}",
             f"train.episodes={self.episodes}",
             f"train.val_episodes={self.val_episodes}",
             f"eval.seed={self.seed}",
@@ -112,7 +116,7 @@ def run_demo(
         generate_dataset(data_dir, demo.synth(), workers=os.cpu_count() or 1, progress=progress)
     base = demo.base_config(data_dir, workers)
     save_config(base, out / "base_config.yaml")
-    table = compare_and_report(
+    _, table = compare_and_report(
         base, VARIANTS, out, demo.eval_episodes, demo.seeds, command, pictures=demo.pictures, progress=progress,
     )
     print("\n" + table)

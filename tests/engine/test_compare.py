@@ -153,6 +153,9 @@ def test_a_missing_or_corrupt_saved_result_is_ignored(tmp_path) -> None:
     assert _saved_test_result(run_dir / "broken.json", key) is None
     (run_dir / "wrong.json").write_text('{"key": null, "result": {"name": "x"}}')
     assert _saved_test_result(run_dir / "wrong.json", None) is None
+    old = {k: v for k, v in asdict(result()).items() if k not in ("per_episode", "per_class")}
+    atomic_write_json(run_dir / "old.json", {"key": key, "result": old})  # saved before per-episode accuracies
+    assert _saved_test_result(run_dir / "old.json", key) is None
 
 
 def test_a_run_folder_of_another_configuration_is_refused(tmp_path) -> None:

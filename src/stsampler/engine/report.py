@@ -27,7 +27,7 @@ from stsampler.data.episodes import load_episodes  # noqa: E402
 from stsampler.engine.builder import build_dataset  # noqa: E402
 from stsampler.config import Config, load_config  # noqa: E402
 from stsampler.engine.compare import (  # noqa: E402
-    COMPARE_JSON, compare, default_title, episodes_file, format_table, synthetic_metadata, write_comparison,
+    COMPARE_JSON, VariantSummary, compare, default_title, episodes_file, format_table, synthetic_metadata, write_comparison,
 )
 from stsampler.engine.stats import seed_mean_per_episode  # noqa: E402
 from stsampler.errors import ConfigError  # noqa: E402
@@ -213,11 +213,12 @@ def compare_and_report(
     title: str | None = None,
     pictures: int = 3,
     progress: bool = True,
-) -> str:
+) -> tuple[list[VariantSummary], str]:
     """:func:`stsampler.engine.compare.compare`, then ``compare.md``, ``compare.json`` and ``report.html``
-    in ``out_dir``; returns the Markdown table. ``command`` is the command line that regenerates it."""
+    in ``out_dir``; returns the summaries and their Markdown table under ``title`` (default:
+    :func:`~stsampler.engine.compare.default_title`). ``command`` is the command line that regenerates it."""
     summaries = compare(base, variants, out_dir, eval_episodes, synthetic_metadata(base), seeds, progress)
     title = title or default_title(base, len(variants), eval_episodes, seeds)
     write_comparison(summaries, out_dir, episodes_file(out_dir, base), command, title)
     build_report(out_dir, pictures)
-    return format_table(summaries, title)
+    return summaries, format_table(summaries, title)
