@@ -51,6 +51,7 @@ ABLATION = {
 TRAIN_EPISODES = {1: DemoConfig.episodes, 5: 100}
 TEST_EPISODES = {1: DemoConfig.eval_episodes, 5: 100}
 SEEDS = {1: 1, 5: 1}
+RESULTS = Path(__file__).parent / "results" / "synthetic_ablation.md"
 
 
 def machine() -> str:
@@ -97,6 +98,8 @@ def command(args: argparse.Namespace) -> str:
             words += [flag, *map(str, values)]
     if args.rows != list(ABLATION):
         words += ["--rows", *args.rows]
+    if args.results != RESULTS:
+        words += ["--results", str(args.results)]
     return shlex.join(words)
 
 
@@ -112,7 +115,7 @@ def main() -> None:
                         help=f"training seeds per row, one value or one per shot (default: {SEEDS})")
     parser.add_argument("--rows", nargs="+", default=list(ABLATION), choices=list(ABLATION))
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes (0 suits a 2-core CPU)")
-    parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results" / "synthetic_ablation.md")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the report (default: benchmarks/results/synthetic_ablation.md)")
     args = parser.parse_args()
     episodes = per_shot(parser, "--episodes", args.episodes, args.shots, TRAIN_EPISODES)
     eval_episodes = per_shot(parser, "--eval-episodes", args.eval_episodes, args.shots, TEST_EPISODES)

@@ -121,4 +121,5 @@ def run_demo(
     )
     print("\n" + table)
     print(f"report with plots and pictures of what the sampler sees: {out / REPORT}")
+    print(f"regenerate with: {command}")
     return table

@@ -179,7 +179,8 @@ def build_report(out_dir: Path, pictures: int = 3) -> Path:
         f"Paired difference: every run is tested on the same saved episodes, so each variant is set against "
         f"{html.escape(comparison['baseline'])} episode by episode (per episode the mean over seeds of the variant "
         "minus that of the baseline). The test is the paired t-test over the episodes, with the normal "
-        "approximation of its interval and p-value (the episodes number in the hundreds). Pairing removes the "
+        "approximation of its interval and p-value (close to exact for the hundreds of episodes a comparison "
+        "normally uses; anti-conservative for a handful). Pairing removes the "
         "variation of episode difficulty that both variants share, so its interval is far tighter than comparing "
         "the two accuracies' own intervals; it does not cover the variation between training seeds.</p>",
         "<h2>Accuracy per test class</h2>",
