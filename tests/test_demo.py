@@ -11,18 +11,24 @@ from stsampler.demo import RECIPE, VARIANTS, DemoConfig, run_demo
 from stsampler.engine import compare as compare_module
 from stsampler.engine.compare import TEST_RESULT
 
+SIZE_KEYS = {
+    "data.split_dir", "data.data_root", "data.metadata", "train.way", "train.episodes", "train.val_episodes",
+    "train.warmup", "train.val_every", "train.ckpt_every", "sampler.sigma_every", "sampler.selector_warmup",
+}
+
 
 def test_the_demo_changes_only_size_and_data_keys_of_the_shipped_recipe(tmp_path) -> None:
     recipe = config_to_dict(load_config(RECIPE))
-    demo = config_to_dict(DemoConfig().base_config(tmp_path, workers=0))
-    changed = {
-        f"{section}.{key}" for section, values in recipe.items() if isinstance(values, dict)
-        for key, value in values.items() if demo[section][key] != value
-    }
-    assert changed == {"data.split_dir", "data.data_root", "data.metadata"}  # the default demo trains the recipe's budget
-    quick = config_to_dict(DemoConfig.quick().base_config(tmp_path, workers=0))
-    assert quick["model"] == recipe["model"] and quick["data"]["num_frames"] == recipe["data"]["num_frames"]
-    assert quick["train"]["episodes"] == 8 and 0 <= quick["sampler"]["selector_warmup"] < 8
+    for demo in (DemoConfig(), DemoConfig.quick()):
+        changed = config_to_dict(demo.base_config(tmp_path, workers=0))
+        differ = {
+            f"{section}.{key}" for section, values in recipe.items() if isinstance(values, dict)
+            for key, value in values.items() if changed[section][key] != value
+        }
+        assert differ <= SIZE_KEYS, differ - SIZE_KEYS
+        assert changed["model"] == recipe["model"] and changed["data"]["num_frames"] == recipe["data"]["num_frames"]
+        assert changed["train"]["episodes"] == demo.episodes
+        assert 0 < changed["sampler"]["selector_warmup"] < demo.episodes
 
 
 @pytest.mark.slow
