@@ -89,6 +89,19 @@ def test_a_rerun_trains_and_evaluates_nothing(compared, monkeypatch, capsys) -> 
     assert f"regenerate with: {before['command']}" in capsys.readouterr().out
 
 
+def test_another_number_of_test_episodes_is_refused_for_a_saved_list(compared, monkeypatch, capsys) -> None:
+    out, argv = compared
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("trained although the comparison was refused")
+
+    monkeypatch.setattr(compare_module, "train", refuse)
+    argv = [*argv]
+    argv[argv.index("--episodes") + 1] = "5"
+    assert main(argv) == 2
+    assert "holds 4 test episodes, not the 5 asked for" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("bad", ["sampler.knd=uniform", "train.lr=fast"])
 def test_a_bad_variant_key_or_value_is_refused_before_anything_trains(
     synth_root, tmp_path, monkeypatch, capsys, bad

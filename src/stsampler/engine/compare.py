@@ -88,10 +88,19 @@ def train_variant(cfg: Config, run_dir: Path, progress: bool = True) -> None:
 
 
 def fixed_test_episodes(cfg: Config, path: Path, way: int, shot: int, num: int, seed: int):
-    """The fixed test episodes at ``path``: loaded when present (checked against the dataset), else drawn and saved."""
+    """The fixed test episodes at ``path``: loaded when present (checked against the dataset), else drawn and saved.
+
+    Raises:
+        ConfigError: the saved list holds another number of episodes than ``num``.
+    """
     dataset = build_dataset(cfg, cfg.eval.split, train=False)
     if path.is_file():
         episodes, _ = load_episodes(path, dataset_keys=dataset.keys)
+        if len(episodes) != num:
+            raise ConfigError(
+                f"{path} holds {len(episodes)} test episodes, not the {num} asked for: ask for {len(episodes)}, "
+                "or choose another output folder (or delete the file and every test_result.json under it)"
+            )
         return episodes
     episodes = make_episodes(dataset, way, shot, cfg.eval.query, num, seed)
     save_episodes(path, episodes, {"split": cfg.eval.split, "seed": seed}, dataset_keys=dataset.keys)
