@@ -236,9 +236,14 @@ def synthetic_metadata(cfg: Config) -> dict | None:
     return None
 
 
+def eval_task(cfg: Config) -> tuple[int, int]:
+    """N and K of the test episodes: the ``eval`` section's, else the ``train`` section's."""
+    return cfg.eval.way or cfg.train.way, cfg.eval.shot or cfg.train.shot
+
+
 def default_title(base: Config, variants: int, eval_episodes: int, seeds: int) -> str:
     """A comparison's title: the task, the test episodes, the seeds and the training budget."""
-    way, shot = base.eval.way or base.train.way, base.eval.shot or base.train.shot
+    way, shot = eval_task(base)
     return (
         f"{base.name}: {variants} variant{'s' * (variants > 1)}, {way}-way {shot}-shot on {eval_episodes} fixed "
         f"test episodes, {seeds} training seed{'s' * (seeds > 1)}, {base.train.episodes} training episodes per run"
@@ -257,8 +262,7 @@ def run_folder(out_dir: Path, name: str, seed: int) -> Path:
 
 def episodes_file(out_dir: Path, base: Config) -> Path:
     """The comparison's saved test episodes: ``out_dir/test_episodes_<way>way_<shot>shot.json``."""
-    way = base.eval.way or base.train.way
-    shot = base.eval.shot or base.train.shot
+    way, shot = eval_task(base)
     return out_dir / f"test_episodes_{way}way_{shot}shot.json"
 
 
@@ -285,9 +289,9 @@ def compare(
         for name, overrides in variants.items()
         for seed in range(seeds)
     }
-    shot = base.eval.shot or base.train.shot
+    way, shot = eval_task(base)
     path = episodes_file(out_dir, base)
-    episodes = fixed_test_episodes(base, path, base.eval.way or base.train.way, shot, eval_episodes, base.eval.seed)
+    episodes = fixed_test_episodes(base, path, way, shot, eval_episodes, base.eval.seed)
     for (name, seed), cfg in configs.items():
         train_variant(cfg, run_folder(out_dir, name, seed), progress)
     inputs = _inputs_key(path, metadata)
