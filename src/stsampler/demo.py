@@ -38,9 +38,8 @@ class DemoConfig:
     """Size of the demo; the training recipe is ``synthetic/sampler``.
 
     The defaults halve the recipe's 300 training episodes and test on 200 episodes so that the demo
-    stays within about ten minutes on two CPU cores: measured single-threaded (CPU time, M = 32),
-    a learned-sampler training episode costs about 3.2 s, a uniform one 0.4 s, and testing the
-    learned sampler 0.5 s per episode.
+    stays within about ten minutes on two CPU cores (estimated from the per-episode costs of
+    training and testing at the recipe's M = 32).
 
     Attributes:
         classes, videos_per_class, video_frames, size: the synthetic dataset (classes are split
