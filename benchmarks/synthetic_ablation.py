@@ -1,48 +1,42 @@
 """The paper's ablation on synthetic actions: which sampler components help, against uniform and the oracle.
 
 Rows: none (uniform frames), TS, SA, TS+SA, TS+ada, SA+ada, all (TS+SA+ada), and the oracle
-(the event's frames cropped to its box: the upper bound). Each is trained on the same data, backbone
-and episode budget and evaluated on the same fixed test episodes, in 5-way 1-shot and 5-shot.
-Columns: accuracy with its 95% interval, temporal hit rate (selected frames inside the event span),
-magnification of the event box. The table and the command go to benchmarks/results/.
+(the event's frames cropped to its box: the upper bound). Each row is a variant of the shipped
+recipe ``synthetic/sampler`` (``stsampler compare``, :mod:`stsampler.engine.compare`), trained on
+the same data, backbone and episode budget with ``--seeds`` training seeds, and tested on the same
+fixed test episodes, in 5-way 1-shot and 5-shot. The table gives each row's mean accuracy over the
+seeds with its seed spread and 95% interval, its paired difference against uniform frames, the
+temporal hit rate (selected frames inside the event span) and the magnification of the event box;
+then the share of the uniform-to-oracle gap the full sampler closes. The report and its command go
+to benchmarks/results/; each shot's folder also holds compare.md, compare.json and report.html.
 
     python benchmarks/synthetic_ablation.py --out runs/ablation --seeds 3 1
     python benchmarks/synthetic_ablation.py --out runs/ablation --shots 1 --rows none all oracle
 
-``--episodes`` and ``--eval-episodes`` take one value for every shot or one per shot. By default
-1-shot rows train for the demo's 320 episodes and are tested on its 300 episodes; 5-shot rows train
-for 100 episodes and are tested on 100: a 5-shot episode holds 30 videos against 10, so each row
-sees about as many training videos in both tables.
-
-The rows scan M = 32 frames per video (``--dense-frames``), twice the demo's 16. An event spans
-5 to 10 of a video's 48 frames: of 16 scanned frames the best choice of T = 4 has only 61.5% of its
-picks inside the event on the test videos, of 32 98.0% (the paper tried M from 12 to 32). At M = 16
-most of the oracle's lead came from event frames no selector could reach; the report states this
-ceiling for the M it used.
-
-``--seeds`` trains every row with that many training seeds (``train.seed`` 0, 1, ...; one value or
-one per shot) into ``OUT/<shot>shot/seed<s>``; all of them are tested on the same episodes. One
-training run of a row can differ from the next by more than its test interval, so the summary table
-reports each row's mean and standard deviation over the seeds.
+``--episodes``, ``--eval-episodes`` and ``--seeds`` take one value for every shot or one per shot.
+By default 1-shot rows train for the recipe's 300 episodes and are tested on 300; 5-shot rows train
+for 100 episodes and are tested on 100: a 5-shot episode holds 30 videos against 15, so each row
+sees a comparable number of training videos in both tables. Only the data paths, the shot and the
+budget are overridden (:meth:`stsampler.demo.DemoConfig.overrides`); the rest is the recipe's.
 """
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import platform
-import statistics
+import shlex
 import time
 from pathlib import Path
 
 import torch
 from _common import cpu_model, markdown_report, write_report
 
-from stsampler.demo import DemoConfig
 from stsampler.data.events import best_hit_rate
 from stsampler.data.splits import load_split
 from stsampler.data.synthetic import generate_dataset, load_metadata
-from stsampler.engine.compare import VariantResult, compare, event_cells, format_table, results_json
-from stsampler.io import atomic_write_text
+from stsampler.demo import DemoConfig
+from stsampler.engine.compare import VariantSummary
+from stsampler.engine.report import compare_and_report
 
 ABLATION = {
     "none": ["sampler.kind=uniform"],
@@ -57,15 +51,7 @@ ABLATION = {
 TRAIN_EPISODES = {1: DemoConfig.episodes, 5: 100}
 TEST_EPISODES = {1: DemoConfig.eval_episodes, 5: 100}
 SEEDS = {1: 1, 5: 1}
-DENSE_FRAMES = 32
-# Set for every row on top of the demo's recipe. sigma0: scores are min-max normalised per video, so
-# the paper's 0.05 moves only the frames next to the top-T threshold, and a selector whose first picks
-# miss the event may never see event frames compete: at M=32 the temporal selector alone scored 61.5%
-# and 19.7% (training seeds 0, 1; 5% of the second's picks inside the event) with 0.05, 63.5% and
-# 64.1% with 0.25. saliency_trains_scanner: with the saliency's gradient reaching the shared scanner,
-# the amplifier lowered the selector's hit rate (TS 84.1% / 81.8%, TS+SA 54.1% / 38.3%; accuracy
-# 54.2% / 47.9%); stopped at the scanner's maps, TS+SA scored 66.0% / 59.9% (hit rates 84.6% / 73.4%).
-RECIPE = ["sampler.sigma0=0.25", "sampler.saliency_trains_scanner=false"]
+RESULTS = Path(__file__).parent / "results" / "synthetic_ablation.md"
 
 
 def machine() -> str:
@@ -88,39 +74,33 @@ def per_shot(
     return dict(zip(shots, values))
 
 
-def _mean(values: list[float | None]) -> float | None:
-    """Mean of ``values``, or None if any is None (a metric some runs do not measure)."""
-    return None if any(v is None for v in values) else statistics.fmean(values)
+def gap_line(summaries: list[VariantSummary], title: str) -> str:
+    """With rows none, all and oracle: the share of the uniform-to-oracle gap the full sampler closes
+    (means over the seeds); else empty."""
+    means = {s.name: s.accuracy for s in summaries}
+    if not {"none", "all", "oracle"} <= means.keys():
+        return ""
+    gap = (means["all"] - means["none"]) / (means["oracle"] - means["none"])
+    return (f"{title}: the full sampler gains {means['all'] - means['none']:.1f} points over uniform frames "
+            f"and closes {100 * gap:.0f}% of the uniform-to-oracle gap.\n")
 
 
-def seed_summary(by_seed: list[list[VariantResult]], title: str) -> str:
-    """With several training seeds, a Markdown table of each row's mean accuracy, its standard
-    deviation over the seeds, each seed's accuracy, and the mean hit rate and magnification; then,
-    when the rows include none, all and oracle, the share of the uniform-to-oracle gap the full
-    sampler closes (means over the seeds)."""
-    lines = []
-    if len(by_seed) > 1:
-        lines += [
-            f"### {title}: means over {len(by_seed)} training seeds",
-            "",
-            "| variant | mean accuracy (%) | std over seeds | per seed (%) | temporal hit rate (%) | event magnification |",
-            "|---|---|---|---|---|---|",
-        ]
-    means = {}
-    for rows in zip(*by_seed):
-        accuracies = [r.accuracy for r in rows]
-        means[rows[0].name] = statistics.fmean(accuracies)
-        if len(by_seed) > 1:
-            hit, mag = event_cells(_mean([r.hit_rate for r in rows]), _mean([r.magnification for r in rows]))
-            lines.append(
-                f"| {rows[0].name} | {means[rows[0].name]:.1f} | {statistics.stdev(accuracies):.1f} | "
-                f"{', '.join(f'{a:.1f}' for a in accuracies)} | {hit} | {mag} |"
-            )
-    if {"none", "all", "oracle"} <= means.keys():
-        gap = (means["all"] - means["none"]) / (means["oracle"] - means["none"])
-        lines += ["", f"{title}: the full sampler gains {means['all'] - means['none']:.1f} points over uniform "
-                      f"frames and closes {100 * gap:.0f}% of the uniform-to-oracle gap."]
-    return "\n".join(lines).lstrip("\n") + "\n" if lines else ""
+def training_minutes(out: Path) -> float:
+    """Training wall time of every run under ``out`` in minutes, from their results.json (reused runs included)."""
+    return sum(json.loads(p.read_text()).get("elapsed_s", 0.0) for p in out.glob("*shot/runs/*/seed*/results.json")) / 60
+
+
+def command(args: argparse.Namespace) -> str:
+    """The command line that regenerates the report, paths as given (relative on a fresh checkout)."""
+    words = ["python", "benchmarks/synthetic_ablation.py", "--out", str(args.out), "--shots", *map(str, args.shots)]
+    for flag, values in (("--episodes", args.episodes), ("--eval-episodes", args.eval_episodes), ("--seeds", args.seeds)):
+        if values is not None:
+            words += [flag, *map(str, values)]
+    if args.rows != list(ABLATION):
+        words += ["--rows", *args.rows]
+    if args.results != RESULTS:
+        words += ["--results", str(args.results)]
+    return shlex.join(words)
 
 
 def main() -> None:
@@ -133,54 +113,45 @@ def main() -> None:
                         help=f"fixed test episodes, one value or one per shot (default: {TEST_EPISODES})")
     parser.add_argument("--seeds", type=int, nargs="+",
                         help=f"training seeds per row, one value or one per shot (default: {SEEDS})")
-    parser.add_argument("--dense-frames", type=int, default=DENSE_FRAMES,
-                        help=f"M, frames scanned per video (default {DENSE_FRAMES}; the demo scans {DemoConfig.dense_frames})")
     parser.add_argument("--rows", nargs="+", default=list(ABLATION), choices=list(ABLATION))
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes (0 suits a 2-core CPU)")
-    parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results" / "synthetic_ablation.md")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the report (default: benchmarks/results/synthetic_ablation.md)")
     args = parser.parse_args()
     episodes = per_shot(parser, "--episodes", args.episodes, args.shots, TRAIN_EPISODES)
     eval_episodes = per_shot(parser, "--eval-episodes", args.eval_episodes, args.shots, TEST_EPISODES)
     seeds = per_shot(parser, "--seeds", args.seeds, args.shots, SEEDS)
 
     data_dir = args.out / "data"
-    demo = DemoConfig(dense_frames=args.dense_frames)
+    demo = DemoConfig()
     if not (data_dir / "metadata.json").is_file():
-        generate_dataset(data_dir, demo.synth(), workers=os.cpu_count() or 1)
-    metadata = load_metadata(data_dir)
-    test_videos = load_split(data_dir / "splits", "test", data_dir / "videos").items
-    ceiling = best_hit_rate(test_videos, metadata, demo.dense_frames, demo.selected_frames)
+        generate_dataset(data_dir, demo.synth(), workers=2)
     variants = {row: ABLATION[row] for row in args.rows}
     sections = []
     start = time.perf_counter()
     for shot in args.shots:
-        size = DemoConfig(
-            dense_frames=args.dense_frames, episodes=episodes[shot], eval_episodes=eval_episodes[shot], shot=shot
+        base = DemoConfig(shot=shot, episodes=episodes[shot], eval_episodes=eval_episodes[shot]).base_config(
+            data_dir, args.workers
         )
-        base = size.base_config(data_dir, args.workers)
-        title = f"5-way {shot}-shot, {eval_episodes[shot]} fixed test episodes, {episodes[shot]} training episodes per row"
-        by_seed = []
-        for seed in range(seeds[shot]):
-            overrides = [*RECIPE, f"data.metadata={data_dir / 'metadata.json'}", f"train.seed={seed}"]
-            shot_variants = {name: [*ov, *overrides] for name, ov in variants.items()}
-            seed_dir = args.out / f"{shot}shot" / f"seed{seed}"
-            results = compare(base, shot_variants, seed_dir, eval_episodes[shot], metadata=metadata)
-            atomic_write_text(seed_dir / "results.json", results_json(results))
-            by_seed.append(results)
-            table = format_table(results, f"{title}, training seed {seed}")
-            print(table)
-            sections.append(table)
-        summary = seed_summary(by_seed, f"5-way {shot}-shot")
-        print(summary)
-        sections.append(summary)
+        title = (f"5-way {shot}-shot, {eval_episodes[shot]} fixed test episodes, {episodes[shot]} training episodes "
+                 f"per run, {seeds[shot]} training seed{'s' * (seeds[shot] > 1)} per row")
+        summaries, table = compare_and_report(
+            base, variants, args.out / f"{shot}shot", eval_episodes[shot], seeds[shot], command(args), title=title,
+        )
+        print(table)
+        sections += [table, gap_line(summaries, f"5-way {shot}-shot")]
     elapsed = time.perf_counter() - start
+    ceiling = best_hit_rate(
+        load_split(data_dir / "splits", "test", data_dir / "videos").items, load_metadata(data_dir),
+        base.data.num_frames, base.sampler.num_frames,
+    )
     body = (
-        f"Wall time: {elapsed / 60:.1f} min. Data: the demo's synthetic actions ({demo.classes} classes, "
-        f"{demo.videos_per_class} videos each, {demo.video_frames} frames at {demo.size} px; M={demo.dense_frames}, "
-        f"T={demo.selected_frames}); small CNN from scratch, ProtoNet. The best choice of T of the M scanned "
-        f"frames has {ceiling:.1f}% of its picks inside the event (each test video once): the temporal hit "
-        f"rate a learned selector can reach; the oracle takes its frames from the event itself.\n\n"
-        + "\n".join(sections)
+        f"Wall time of this invocation: {elapsed / 60:.1f} min; training time of all its runs (from their "
+        f"results.json): {training_minutes(args.out):.1f} min. Data: the demo's synthetic actions ({demo.classes} "
+        f"classes, {demo.videos_per_class} videos each, {demo.video_frames} frames at {demo.size} px); recipe "
+        f"synthetic/sampler (M={base.data.num_frames}, T={base.sampler.num_frames}, {base.model.backbone} from "
+        f"scratch, {base.model.head}). The best choice of T of the M scanned frames has {ceiling:.1f}% of its picks "
+        "inside the event (each test video once): the temporal hit rate a learned selector can reach; the oracle "
+        "takes its frames from the event itself.\n\n" + "\n".join(sections)
     )
     write_report(args.results, markdown_report("Synthetic ablation", f"Machine: {machine()}", body))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -19,7 +20,52 @@ from stsampler.errors import StsamplerError
 def _cmd_demo(args: argparse.Namespace) -> None:
     from stsampler.demo import DemoConfig, run_demo
 
-    run_demo(DemoConfig.quick() if args.quick else DemoConfig(), Path(args.out), workers=args.workers)
+    demo = DemoConfig.quick() if args.quick else DemoConfig()
+    demo.seeds = args.seeds
+    words = ["stsampler", "demo", "--out", args.out, *(["--quick"] if args.quick else []), "--seeds", str(args.seeds)]
+    run_demo(demo, Path(args.out), workers=args.workers, command=shlex.join([*words, "--workers", str(args.workers)]))
+
+
+def _variants(specs: Sequence[Sequence[str]]) -> dict[str, list[str]]:
+    """``--variant NAME KEY=VALUE ...`` options as ``name -> overrides``, in order.
+
+    Raises:
+        ConfigError: a name repeats or cannot be a folder name.
+    """
+    from stsampler.errors import ConfigError
+
+    variants: dict[str, list[str]] = {}
+    for name, *overrides in specs:
+        if name in variants or not name or "/" in name or name.startswith(".") or "=" in name:
+            raise ConfigError(
+                f"--variant {name!r}: each variant needs its own name (a folder name, no '=' or '/') before its KEY=VALUE overrides"
+            )
+        variants[name] = overrides
+    return variants
+
+
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from stsampler.config import load_config
+    from stsampler.engine.report import REPORT, compare_and_report
+
+    variants = _variants(args.variant)
+    base = load_config(args.config, args.overrides)
+    episodes = args.episodes or base.eval.episodes
+    words = ["stsampler", "compare", args.config, *args.overrides]
+    for name, overrides in variants.items():
+        words += ["--variant", name, *overrides]
+    command = shlex.join([*words, "--seeds", str(args.seeds), "--episodes", str(episodes), "--out", args.out])
+    out = Path(args.out)
+    _, table = compare_and_report(base, variants, out, episodes, args.seeds, command, pictures=args.pictures)
+    print(table)
+    print(f"wrote {out / 'compare.md'}, {out / 'compare.json'} and {out / REPORT}")
+    print(f"regenerate with: {command}")
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from stsampler.engine.report import build_report
+
+    print(build_report(Path(args.dir), pictures=args.pictures))
 
 
 def _cmd_synth(args: argparse.Namespace) -> None:
@@ -179,6 +225,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=0,
         help="data-loading processes; on a 2-core machine decoding in the main process is fastest (default: %(default)s)",
     )
+    p.add_argument("--seeds", type=int, default=1, help="training seeds per model; the table gives their spread (default: %(default)s)")
+
+    p = add(
+        "compare", _cmd_compare,
+        "Train variants of a recipe over several seeds, test them on the same episodes, report paired differences.",
+    )
+    p.add_argument("config", help="a shipped recipe's name (e.g. synthetic/sampler) or a YAML file")
+    p.add_argument("overrides", nargs="*", help="key=value overrides of every variant (give them before the first --variant)")
+    p.add_argument(
+        "--variant", nargs="+", action="append", required=True, metavar=("NAME", "KEY=VALUE"),
+        help="a variant: its name, then its key=value overrides; repeat for each variant (the first is the baseline)",
+    )
+    p.add_argument("--seeds", type=int, default=1, help="training seeds per variant, train.seed 0..S-1 (default: %(default)s)")
+    p.add_argument("--episodes", type=int, help="fixed test episodes (default: the recipe's eval.episodes)")
+    p.add_argument("--out", required=True, help="output folder: runs, compare.md, compare.json, report.html")
+    p.add_argument("--pictures", type=int, default=3, help="test videos drawn per learned sampler (default: %(default)s)")
+
+    p = add("report", _cmd_report, "Rebuild a comparison's report.html from its finished runs (no training).")
+    p.add_argument("dir", help="the --out folder of `stsampler compare`")
+    p.add_argument("--pictures", type=int, default=3, help="test videos drawn per learned sampler (default: %(default)s)")
 
     p = add("synth", _cmd_synth, "Write a synthetic action dataset (H.264 mp4, split lists, metadata).")
     p.add_argument("out", help="output folder")

@@ -1,23 +1,129 @@
-"""Compared variants: saved test results reused only for the same checkpoint, episodes and metadata;
-run folders of another configuration refused."""
+"""Compared variants: ``stsampler compare`` end to end on tiny data, saved test results reused only for the
+same checkpoint, episodes and metadata, run folders of another configuration and unknown keys refused."""
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 
+from stsampler.cli import main
 from stsampler.config import save_config
 from stsampler.demo import DemoConfig
+from stsampler.engine import compare as compare_module
 from stsampler.engine.checkpoint import BEST, CHECKPOINT_DIR
 from stsampler.engine.compare import (
-    VariantResult, _inputs_key, _result_key, _saved_test_result, train_variant, variant_config,
+    TEST_RESULT, VariantResult, _inputs_key, _result_key, _saved_test_result, train_variant, variant_config,
 )
 from stsampler.errors import ConfigError
 from stsampler.io import atomic_write_json
 
 
 def result() -> VariantResult:
-    return VariantResult("all", 51.0, 2.3, 43.1, 1.8, 8.7, "runs/all")
+    return VariantResult("all", 51.0, 2.3, 43.1, 1.8, 8.7, "runs/all", [0.4, 0.6], {"c00": 50.0})
+
+
+def compare_argv(recipe: Path, out: Path, *extra: str) -> list[str]:
+    """Two variants (the tiny recipe, and the learned sampler), 2 seeds, 4 test episodes."""
+    return [
+        "compare", str(recipe), "train.episodes=2", *extra,
+        "--variant", "uniform",
+        "--variant", "learned", "sampler.kind=learned", "sampler.selector_warmup=0", "sampler.sigma_every=1",
+        "--seeds", "2", "--episodes", "4", "--out", str(out), "--pictures", "1",
+    ]
+
+
+@pytest.fixture(scope="module")
+def compared(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """A finished ``stsampler compare`` folder and the arguments that made it."""
+    from conftest import _tiny_config
+
+    tmp = tmp_path_factory.mktemp("compare")
+    recipe = save_config(_tiny_config(synth_root), tmp / "tiny.yaml")
+    argv = compare_argv(recipe, tmp / "out")
+    assert main(argv) == 0
+    return tmp / "out", argv
+
+
+def test_compare_writes_table_json_and_page(compared, capsys) -> None:
+    out, _ = compared
+    doc = json.loads((out / "compare.json").read_text())
+    assert [v["name"] for v in doc["variants"]] == ["uniform", "learned"]
+    assert doc["seeds"] == 2 and doc["episodes"] == 4 and doc["baseline"] == "uniform"
+    for variant in doc["variants"]:
+        assert [r["seed"] for r in variant["runs"]] == [0, 1]
+        assert all(len(r["per_episode"]) == 4 and r["per_class"] for r in variant["runs"])
+        assert all((out / r["run_dir"] / "checkpoints").is_dir() for r in variant["runs"])
+        accuracies = [r["accuracy"] for r in variant["runs"]]
+        assert variant["accuracy"] == pytest.approx(sum(accuracies) / 2)
+        assert (variant["accuracy_min"], variant["accuracy_max"]) == (min(accuracies), max(accuracies))
+    base, learned = doc["variants"]
+    assert base["difference"] is None
+    expected = [
+        100 * ((b0 + b1) - (a0 + a1)) / 2
+        for a0, a1, b0, b1 in zip(*(r["per_episode"] for r in base["runs"]), *(r["per_episode"] for r in learned["runs"]))
+    ]
+    assert learned["difference"]["per_episode"] == pytest.approx(expected)
+    assert not Path(doc["episodes_file"]).is_absolute() and (out / doc["episodes_file"]).is_file()
+    assert doc["command"].startswith("stsampler compare ") and "--seeds 2 --episodes 4" in doc["command"]
+    markdown = (out / "compare.md").read_text()
+    assert doc["command"] in markdown and "| learned |" in markdown and "paired difference" in markdown
+    assert (out / "report.html").is_file()
+
+
+def test_a_rerun_trains_and_evaluates_nothing(compared, monkeypatch, capsys) -> None:
+    out, argv = compared
+    before = json.loads((out / "compare.json").read_text())
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*.pt")}
+    assert mtimes and all(p.is_file() for p in (out / "runs").glob(f"*/seed*/{TEST_RESULT}"))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run was trained or evaluated again")
+
+    monkeypatch.setattr(compare_module, "train", refuse)
+    monkeypatch.setattr(compare_module, "evaluate_variant", refuse)
+    assert main(argv) == 0
+    assert json.loads((out / "compare.json").read_text())["variants"] == before["variants"]
+    assert {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*.pt")} == mtimes
+    assert f"regenerate with: {before['command']}" in capsys.readouterr().out
+
+
+def test_another_number_of_test_episodes_is_refused_for_a_saved_list(compared, monkeypatch, capsys) -> None:
+    out, argv = compared
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("trained although the comparison was refused")
+
+    monkeypatch.setattr(compare_module, "train", refuse)
+    argv = [*argv]
+    argv[argv.index("--episodes") + 1] = "5"
+    assert main(argv) == 2
+    assert "holds 4 test episodes, not the 5 asked for" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["sampler.knd=uniform", "train.lr=fast"])
+def test_a_bad_variant_key_or_value_is_refused_before_anything_trains(
+    synth_root, tmp_path, monkeypatch, capsys, bad
+) -> None:
+    from conftest import _tiny_config
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("trained before every variant was checked")
+
+    monkeypatch.setattr(compare_module, "train", refuse)
+    recipe = save_config(_tiny_config(synth_root), tmp_path / "tiny.yaml")
+    argv = ["compare", str(recipe), "--variant", "a", "--variant", "b", bad, "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert "stsampler compare: error:" in error and bad.split("=")[0] in error
+    assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_repeated_variant_names_are_refused(tmp_path, capsys) -> None:
+    argv = ["compare", "synthetic/sampler", "--variant", "a", "--variant", "a", "x=1", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    assert "--variant 'a'" in capsys.readouterr().err
 
 
 def key_of(run_dir, episodes, metadata):
@@ -60,6 +166,9 @@ def test_a_missing_or_corrupt_saved_result_is_ignored(tmp_path) -> None:
     assert _saved_test_result(run_dir / "broken.json", key) is None
     (run_dir / "wrong.json").write_text('{"key": null, "result": {"name": "x"}}')
     assert _saved_test_result(run_dir / "wrong.json", None) is None
+    old = {k: v for k, v in asdict(result()).items() if k not in ("per_episode", "per_class")}
+    atomic_write_json(run_dir / "old.json", {"key": key, "result": old})  # saved before per-episode accuracies
+    assert _saved_test_result(run_dir / "old.json", key) is None
 
 
 def test_a_run_folder_of_another_configuration_is_refused(tmp_path) -> None:

@@ -1,41 +1,55 @@
-"""Train several sampler variants on the same data and budget, then score them on the same episodes.
+"""Train several variants of one recipe on the same data and budget, then test them on the same episodes.
 
-Used by ``stsampler demo`` and ``benchmarks/synthetic_ablation.py``. Every variant is a set of
-``key=value`` overrides of one base configuration, trained into its own run folder (resumed when a
+The machinery of ``stsampler compare``, ``stsampler demo`` and ``benchmarks/synthetic_ablation.py``.
+Every variant is a set of ``key=value`` overrides of one base configuration, trained with S
+training seeds (``train.seed`` 0..S-1) into ``OUT/runs/<variant>/seed<s>`` (resumed when a
 checkpoint is there, skipped when finished; a folder holding another configuration's run is an
-error) and evaluated on one fixed, saved list of test episodes.
-A variant's test result is saved in its run folder (``test_result.json``) with the SHA-256 of its
-checkpoint, of the episode list and of the event metadata, and reused while all three are unchanged,
-so adding a row or a training seed to a comparison evaluates only the new runs. Delete the file to
-evaluate again.
+error) and evaluated on one fixed, saved list of test episodes. Every variant's configuration is
+built before anything trains, so a wrong key or value fails at once.
+A run's test result, with its per-episode and per-class accuracies, is saved in its run folder
+(``test_result.json``) with the SHA-256 of its checkpoint, of the episode list and of the event
+metadata, and reused while all three are unchanged, so adding a variant or a training seed to a
+comparison evaluates only the new runs. Delete the file to evaluate again.
 On synthetic data the sampler's picks are also scored against the ground-truth events
-(:class:`stsampler.engine.metrics.EventScorer`).
+(:class:`stsampler.engine.metrics.EventScorer`). Each variant is set against the first one by the
+paired difference on the shared episodes (:mod:`stsampler.engine.stats`).
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+import os
+import statistics
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 from stsampler.config import Config, apply_overrides, config_from_dict, config_to_dict, load_saved_config
+from stsampler.data.synthetic import load_metadata
 from stsampler.data.episodes import load_episodes, save_episodes
 from stsampler.engine import distributed
 from stsampler.engine.builder import build_dataset
 from stsampler.engine.checkpoint import CHECKPOINT_DIR, LAST, load_model, recipe_diff, resolve_checkpoint
-from stsampler.engine.evaluate import evaluate, make_episodes, resolve_amp
+from stsampler.engine.evaluate import evaluate, make_episodes, resolve_amp, substitution_warning
 from stsampler.engine.metrics import EventScorer
+from stsampler.engine.stats import PairedDifference, mean_ci95, paired_difference, seed_mean_per_episode
 from stsampler.engine.train import train
 from stsampler.errors import ConfigError
-from stsampler.io import atomic_write_json, file_sha256
+from stsampler.io import atomic_write_json, atomic_write_text, file_sha256
 
 TEST_RESULT = "test_result.json"
+COMPARE_MD = "compare.md"
+COMPARE_JSON = "compare.json"
 
 
 @dataclass
 class VariantResult:
-    """One row of a comparison table (accuracies and hit rates in percent)."""
+    """The test result of one training run (accuracies and hit rates in percent).
+
+    ``per_episode`` holds each test episode's accuracy in [0, 1] in episode-list order, ``per_class``
+    the accuracy (percent) of each test class's queries; ``substitutions`` every unreadable test video
+    that was replaced by another of its class (:class:`stsampler.engine.evaluate.Substitutions`).
+    """
 
     name: str
     accuracy: float
@@ -44,6 +58,9 @@ class VariantResult:
     magnification: float | None
     episodes_per_s: float
     run_dir: str
+    per_episode: list[float] = field(default_factory=list)
+    per_class: dict[str, float] = field(default_factory=dict)
+    substitutions: list[dict] = field(default_factory=list)
 
 
 def variant_config(base: Config, name: str, overrides: Sequence[str]) -> Config:
@@ -73,10 +90,19 @@ def train_variant(cfg: Config, run_dir: Path, progress: bool = True) -> None:
 
 
 def fixed_test_episodes(cfg: Config, path: Path, way: int, shot: int, num: int, seed: int):
-    """The fixed test episodes at ``path``: loaded when present (checked against the dataset), else drawn and saved."""
+    """The fixed test episodes at ``path``: loaded when present (checked against the dataset), else drawn and saved.
+
+    Raises:
+        ConfigError: the saved list holds another number of episodes than ``num``.
+    """
     dataset = build_dataset(cfg, cfg.eval.split, train=False)
     if path.is_file():
         episodes, _ = load_episodes(path, dataset_keys=dataset.keys)
+        if len(episodes) != num:
+            raise ConfigError(
+                f"{path} holds {len(episodes)} test episodes, not the {num} asked for: ask for {len(episodes)}, "
+                "or choose another output folder (or delete the file and every test_result.json under it)"
+            )
         return episodes
     episodes = make_episodes(dataset, way, shot, cfg.eval.query, num, seed)
     save_episodes(path, episodes, {"split": cfg.eval.split, "seed": seed}, dataset_keys=dataset.keys)
@@ -87,7 +113,7 @@ def evaluate_variant(
     cfg: Config, run_dir: Path, episodes, shot: int, metadata: dict | None, progress: bool = True
 ) -> VariantResult:
     """Evaluate the best checkpoint of ``run_dir`` on ``episodes`` (plus event scores when ``metadata``)."""
-    device = distributed.init(cfg.train.device)
+    device = distributed.init(cfg.train.device, "train.device")
     model, cfg = load_model(run_dir, device)
     dataset = build_dataset(cfg, cfg.eval.split, train=False)
     scorer = (
@@ -107,6 +133,9 @@ def evaluate_variant(
         magnification=scorer.magnification if scorer else None,
         episodes_per_s=result.episodes_per_s,
         run_dir=str(run_dir),
+        per_episode=result.per_episode,
+        per_class=result.per_class,
+        substitutions=result.substitutions,
     )
 
 
@@ -122,12 +151,14 @@ def _result_key(run_dir: Path, inputs: dict[str, str | None]) -> dict[str, str |
 
 
 def _saved_test_result(path: Path, key: dict) -> VariantResult | None:
-    """The result saved at ``path`` if it was computed for ``key``; None if absent, unreadable or stale."""
+    """The result saved at ``path`` if it was computed for ``key``; None if absent, unreadable, stale or
+    saved without per-episode accuracies (which the paired difference needs)."""
     try:
         saved = json.loads(path.read_text())
-        return VariantResult(**saved["result"]) if saved.get("key") == key else None
+        result = VariantResult(**saved["result"]) if saved.get("key") == key else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    return result if result is not None and result.per_episode else None
 
 
 def tested_variant(
@@ -145,28 +176,136 @@ def tested_variant(
     return result
 
 
+
+@dataclass
+class VariantSummary:
+    """One row of a comparison: a variant's runs over the training seeds (percent).
+
+    Attributes:
+        name, overrides: the variant.
+        runs: the test result of each training seed, seed 0 first.
+        accuracy: mean over seeds of each run's accuracy; accuracy_min/max: the seed spread.
+        ci95: half-width of the 95% interval over the test episodes of the seed-averaged
+            per-episode accuracy (:func:`stsampler.engine.stats.mean_ci95`).
+        hit_rate, magnification: means over seeds (None where not measured).
+        difference: the paired difference against the first variant in percentage points
+            (:func:`stsampler.engine.stats.paired_difference`); None for the first variant.
+    """
+
+    name: str
+    overrides: list[str]
+    runs: list[VariantResult]
+    accuracy: float
+    accuracy_min: float
+    accuracy_max: float
+    ci95: float
+    hit_rate: float | None
+    magnification: float | None
+    difference: PairedDifference | None
+
+
+def _mean_or_none(values: Sequence[float | None]) -> float | None:
+    """Mean of ``values``, or None if any is None (a metric some runs do not measure)."""
+    return None if any(v is None for v in values) else statistics.fmean(values)
+
+
+def summarise(name: str, overrides: Sequence[str], runs: Sequence[VariantResult],
+              baseline: Sequence[VariantResult] | None) -> VariantSummary:
+    """The :class:`VariantSummary` of ``runs``, with the paired difference against ``baseline``'s runs."""
+    accuracies = [r.accuracy for r in runs]
+    _, ci95 = mean_ci95(seed_mean_per_episode([r.per_episode for r in runs]))
+    difference = None
+    if baseline is not None:
+        raw = paired_difference([r.per_episode for r in baseline], [r.per_episode for r in runs])
+        difference = PairedDifference(
+            mean=100.0 * raw.mean, ci95=100.0 * raw.ci95, p_value=raw.p_value,
+            per_episode=[100.0 * d for d in raw.per_episode],
+        )
+    return VariantSummary(
+        name=name, overrides=list(overrides), runs=list(runs), accuracy=statistics.fmean(accuracies),
+        accuracy_min=min(accuracies), accuracy_max=max(accuracies), ci95=100.0 * ci95,
+        hit_rate=_mean_or_none([r.hit_rate for r in runs]),
+        magnification=_mean_or_none([r.magnification for r in runs]), difference=difference,
+    )
+
+
+def synthetic_metadata(cfg: Config) -> dict | None:
+    """The event metadata of a synthetic dataset, to score the sampler's picks: ``data.metadata``, else a
+    ``metadata.json`` beside the split folder; None for other data."""
+    if cfg.data.metadata is not None:
+        return load_metadata(cfg.data.metadata)
+    if cfg.data.split_dir is not None and (Path(cfg.data.split_dir).parent / "metadata.json").is_file():
+        return load_metadata(Path(cfg.data.split_dir).parent)
+    return None
+
+
+def eval_task(cfg: Config) -> tuple[int, int]:
+    """N and K of the test episodes: the ``eval`` section's, else the ``train`` section's."""
+    return cfg.eval.way or cfg.train.way, cfg.eval.shot or cfg.train.shot
+
+
+def default_title(base: Config, variants: int, eval_episodes: int, seeds: int) -> str:
+    """A comparison's title: the task, the test episodes, the seeds and the training budget."""
+    way, shot = eval_task(base)
+    return (
+        f"{base.name}: {variants} variant{'s' * (variants > 1)}, {way}-way {shot}-shot on {eval_episodes} fixed "
+        f"test episodes, {seeds} training seed{'s' * (seeds > 1)}, {base.train.episodes} training episodes per run"
+    )
+
+
+def seed_overrides(seed: int) -> list[str]:
+    """The overrides that make a variant's run of training seed ``seed``."""
+    return [f"train.seed={seed}"]
+
+
+def run_folder(out_dir: Path, name: str, seed: int) -> Path:
+    """Where the run of variant ``name`` with training seed ``seed`` lives."""
+    return out_dir / "runs" / name / f"seed{seed}"
+
+
+def episodes_file(out_dir: Path, base: Config) -> Path:
+    """The comparison's saved test episodes: ``out_dir/test_episodes_<way>way_<shot>shot.json``."""
+    way, shot = eval_task(base)
+    return out_dir / f"test_episodes_{way}way_{shot}shot.json"
+
+
 def compare(
     base: Config,
     variants: dict[str, Sequence[str]],
     out_dir: Path,
     eval_episodes: int,
     metadata: dict | None = None,
+    seeds: int = 1,
     progress: bool = True,
-) -> list[VariantResult]:
-    """Train every variant (``name -> overrides``) under ``out_dir/runs/<name>`` and evaluate all of them
-    on the same ``eval_episodes`` test episodes (saved to ``out_dir/test_episodes_<way>way_<shot>shot.json``)."""
-    way = base.eval.way or base.train.way
-    shot = base.eval.shot or base.train.shot
-    episodes_path = out_dir / f"test_episodes_{way}way_{shot}shot.json"
-    episodes = fixed_test_episodes(base, episodes_path, way, shot, eval_episodes, base.eval.seed)
-    inputs = _inputs_key(episodes_path, metadata)
-    results = []
+) -> list[VariantSummary]:
+    """Train every variant (``name -> overrides``) with ``seeds`` training seeds and test all runs on the
+    same ``eval_episodes`` episodes (:func:`episodes_file`); one summary per variant, in order.
+
+    Raises:
+        ConfigError: no variants or seeds, or a variant's override names no config key or gives a bad
+            value (checked for every variant before anything trains).
+    """
+    if not variants or seeds < 1:
+        raise ConfigError(f"a comparison needs at least one variant and one seed, got {len(variants)} and {seeds}")
+    configs = {
+        (name, seed): variant_config(base, name, [*overrides, *seed_overrides(seed)])
+        for name, overrides in variants.items()
+        for seed in range(seeds)
+    }
+    way, shot = eval_task(base)
+    path = episodes_file(out_dir, base)
+    episodes = fixed_test_episodes(base, path, way, shot, eval_episodes, base.eval.seed)
+    for (name, seed), cfg in configs.items():
+        train_variant(cfg, run_folder(out_dir, name, seed), progress)
+    inputs = _inputs_key(path, metadata)
+    summaries: list[VariantSummary] = []
     for name, overrides in variants.items():
-        cfg = variant_config(base, name, overrides)
-        run_dir = out_dir / "runs" / name
-        train_variant(cfg, run_dir, progress)
-        results.append(tested_variant(cfg, run_dir, episodes, inputs, shot, metadata, progress))
-    return results
+        runs = [
+            tested_variant(configs[name, seed], run_folder(out_dir, name, seed), episodes, inputs, shot, metadata, progress)
+            for seed in range(seeds)
+        ]
+        summaries.append(summarise(name, overrides, runs, summaries[0].runs if summaries else None))
+    return summaries
 
 
 def event_cells(hit_rate: float | None, magnification: float | None) -> tuple[str, str]:
@@ -174,19 +313,76 @@ def event_cells(hit_rate: float | None, magnification: float | None) -> tuple[st
     return ("-" if hit_rate is None else f"{hit_rate:.1f}", "-" if magnification is None else f"{magnification:.2f}x")
 
 
-def format_table(results: Sequence[VariantResult], title: str = "") -> str:
-    """A Markdown table of ``results``."""
+TABLE_HEADER = (
+    "variant", "accuracy (%)", "seed min-max", "95% CI", "temporal hit rate (%)", "event magnification",
+    "paired difference (points)", "difference 95% CI", "p-value",
+)
+
+
+def table_rows(summaries: Sequence[VariantSummary]) -> list[tuple[str, ...]]:
+    """The cells of the comparison table, one tuple per variant (:data:`TABLE_HEADER` order)."""
+    rows = []
+    for s in summaries:
+        hit, mag = event_cells(s.hit_rate, s.magnification)
+        spread = f"{s.accuracy_min:.1f}-{s.accuracy_max:.1f}" if len(s.runs) > 1 else "-"
+        d = s.difference
+        diff = ("baseline", "-", "-") if d is None else (f"{d.mean:+.1f}", f"+-{d.ci95:.1f}", f"{d.p_value:.3g}")
+        rows.append((s.name, f"{s.accuracy:.1f}", spread, f"+-{s.ci95:.1f}", hit, mag, *diff))
+    return rows
+
+
+def format_table(summaries: Sequence[VariantSummary], title: str = "") -> str:
+    """A Markdown table of ``summaries``."""
     lines = [f"### {title}", ""] if title else []
-    lines += [
-        "| variant | accuracy (%) | 95% CI | temporal hit rate (%) | event magnification |",
-        "|---|---|---|---|---|",
-    ]
-    for r in results:
-        hit, mag = event_cells(r.hit_rate, r.magnification)
-        lines.append(f"| {r.name} | {r.accuracy:.1f} | +-{r.ci95:.1f} | {hit} | {mag} |")
+    lines += ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(summaries)]
     return "\n".join(lines) + "\n"
 
 
-def results_json(results: Sequence[VariantResult]) -> str:
-    """``results`` as indented JSON."""
-    return json.dumps([asdict(r) for r in results], indent=2) + "\n"
+def _relative(path: str | Path, start: Path) -> str:
+    """``path`` relative to ``start`` (POSIX separators)."""
+    return Path(os.path.relpath(Path(path).resolve(), start.resolve())).as_posix()
+
+
+def comparison_json(
+    summaries: Sequence[VariantSummary], out_dir: Path, episodes_path: Path, command: str, title: str
+) -> dict:
+    """Everything behind the table: each row's numbers and each run's per-episode and per-class
+    accuracies, run folders and the episode list relative to ``out_dir``; ``command`` regenerates it."""
+    variants = []
+    for s in summaries:
+        row = {k: v for k, v in asdict(s).items() if k != "runs"}
+        row["runs"] = [{**asdict(r), "seed": seed, "run_dir": _relative(r.run_dir, out_dir)} for seed, r in enumerate(s.runs)]
+        variants.append(row)
+    return {
+        "title": title,
+        "command": command,
+        "seeds": len(summaries[0].runs),
+        "episodes": len(summaries[0].runs[0].per_episode),
+        "episodes_file": _relative(episodes_path, out_dir),
+        "baseline": summaries[0].name,
+        "test": "paired difference per episode (mean over seeds of B minus of A); normal approximation of the paired t-test",
+        "table": {"header": list(TABLE_HEADER), "rows": [list(r) for r in table_rows(summaries)]},
+        "variants": variants,
+    }
+
+
+def write_comparison(
+    summaries: Sequence[VariantSummary], out_dir: Path, episodes_path: Path, command: str, title: str
+) -> str:
+    """Write ``out_dir/compare.md`` and ``out_dir/compare.json``; returns the Markdown."""
+    seeds = len(summaries[0].runs)
+    text = (
+        f"# {title}\n\nCommand: `{command}`\n\n{format_table(summaries)}\n"
+        f"Accuracy: mean over {seeds} training seed{'s' * (seeds > 1)} (seed min-max beside it); 95% CI over the "
+        f"test episodes. Paired difference: against {summaries[0].name} on the same episodes, per episode the "
+        "mean over seeds of the variant minus that of the baseline; interval and p-value from the normal "
+        "approximation of the paired t-test over the episodes.\n"
+    )
+    replaced = sum(entry["count"] for s in summaries for run in s.runs for entry in run.substitutions)
+    warning = substitution_warning(replaced, f"the runs of {COMPARE_JSON}")
+    if warning:
+        text += f"\n{warning}\n"
+    atomic_write_text(out_dir / COMPARE_MD, text)
+    atomic_write_json(out_dir / COMPARE_JSON, comparison_json(summaries, out_dir, episodes_path, command, title))
+    return text
