@@ -16,6 +16,10 @@ and ``synthetic/uniform`` steps on the same episodes give the baseline's step ti
 to benchmarks/results/train_profile.md.
 
     OMP_NUM_THREADS=1 python benchmarks/train_profile.py --threads 1
+    OMP_NUM_THREADS=1 python benchmarks/train_profile.py --threads 1 --set sampler.soft_saliency=false \
+        --output benchmarks/results/train_profile_hard_saliency.md
+
+``--set`` changes the learned-sampler recipe (KEY=VALUE overrides), to see what a change saves.
 
 The data is the demo's synthetic dataset (``--data``; generated there when absent).
 """
@@ -214,6 +218,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=15, help="operators listed from the profiled step")
     parser.add_argument("--clips", type=int, default=40, help="videos in the decoding comparison")
     parser.add_argument("--threads", type=int, help="torch intra-op threads")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="overrides of the learned-sampler recipe")
     parser.add_argument("--note", default="")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "train_profile.md")
     args = parser.parse_args()
@@ -224,7 +229,7 @@ def main() -> None:
     overrides = [
         f"data.split_dir={args.data / 'splits'}", f"data.data_root={args.data / 'videos'}", "data.workers=0",
     ]
-    cfg, model, optimizer, batches = setup("synthetic/sampler", overrides)
+    cfg, model, optimizer, batches = setup("synthetic/sampler", [*overrides, *args.set])
     run_steps(cfg, model, optimizer, batches, 1, None)  # warm-up: allocator, first-call overheads
     clock = PhaseClock()
     instrument(model, optimizer, clock)
@@ -240,7 +245,7 @@ def main() -> None:
     uniform_rate = args.uniform_steps * ucfg.train.tasks_per_batch / sum(uniform_times)
     t, s = cfg.train, cfg.sampler
     body = (
-        f"Recipe `synthetic/sampler` (M={cfg.data.num_frames} frames at {cfg.data.resize_short} px, T={s.num_frames}, "
+        f"Recipe `synthetic/sampler`{' with `' + ' '.join(args.set) + '`' if args.set else ''} (M={cfg.data.num_frames} frames at {cfg.data.resize_short} px, T={s.num_frames}, "
         f"{t.way}-way {t.shot}-shot, {t.query} queries per class, {t.tasks_per_batch} episodes per step, "
         f"{s.num_samples} top-k samples, data loaded in the main process) on the demo's data "
         f"({demo.classes} classes x {demo.videos_per_class} videos, {demo.video_frames} frames at {demo.size} px); "
