@@ -2,10 +2,10 @@
 
 Each class is an EVENT: an object with a class-specific shape, colour and motion that appears
 only for a short span (by default 10-20 % of the frames, at a random time) and covers a small part
-of the frame (at most ``event_area`` of it, or a chosen range: ``event_area_min``), at a random place. Everything else carries no class
-information: a drifting smooth random texture seen through a panning camera, and distractor
-objects that move during the whole video with shapes (ring, bar) and colours (cyan, magenta,
-white) that no class uses. Frames sampled uniformly miss much of the event; this is the data a
+of the frame (at most ``event_area`` of it, or a range from ``event_area_min``), at a random
+place. Everything else carries no class information: a drifting smooth random texture seen through
+a panning camera, and distractor objects that move during the whole video with shapes (ring, bar)
+and colours (cyan, magenta, white) that no class uses. Frames sampled uniformly miss much of the event; this is the data a
 learned frame sampler is for.
 
 Classes combine 4 shapes x 4 colours x 4 motions (64 distinct classes at most); class ``c`` is
