@@ -71,6 +71,11 @@ def _cmd_report(args: argparse.Namespace) -> None:
 def _cmd_synth(args: argparse.Namespace) -> None:
     from stsampler.data.synthetic import SynthConfig, generate_dataset
 
+    optional = {"fps": args.fps, "distractors": args.distractors}
+    if args.event_fraction is not None:
+        optional["event_fraction"] = tuple(args.event_fraction)
+    if args.event_area is not None:
+        optional["event_area_min"], optional["event_area"] = args.event_area
     config = SynthConfig(
         num_classes=args.classes,
         videos_per_class=args.videos_per_class,
@@ -78,6 +83,7 @@ def _cmd_synth(args: argparse.Namespace) -> None:
         height=args.size,
         width=args.size,
         seed=args.seed,
+        **{key: value for key, value in optional.items() if value is not None},
     )
     out = generate_dataset(Path(args.out), config, workers=args.workers)
     print(f"wrote {config.num_classes * config.videos_per_class} videos, split lists and metadata.json under {out}")
@@ -252,6 +258,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--videos-per-class", type=int, default=20)
     p.add_argument("--frames", type=int, default=64, help="frames per video")
     p.add_argument("--size", type=int, default=112, help="frame width and height in pixels")
+    p.add_argument("--fps", type=int, help="frames per second (default 16)")
+    p.add_argument(
+        "--event-fraction", type=float, nargs=2, metavar=("MIN", "MAX"),
+        help="event length as a fraction of the video, drawn per video (default 0.1 0.2)",
+    )
+    p.add_argument(
+        "--event-area", type=float, nargs=2, metavar=("MIN", "MAX"),
+        help="fraction of the frame the event object's box covers at full size, drawn per video; the "
+        "box sides must differ by two pixels or more (default: boxes of at most 0.1, the object's "
+        "half-size 70-100%% of the largest)",
+    )
+    p.add_argument("--distractors", type=int, help="distractor objects per video (default 3)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
 

@@ -2,10 +2,10 @@
 
 Each class is an EVENT: an object with a class-specific shape, colour and motion that appears
 only for a short span (by default 10-20 % of the frames, at a random time) and covers a small part
-of the frame (at most ``event_area`` of it), at a random place. Everything else carries no class
-information: a drifting smooth random texture seen through a panning camera, and distractor
-objects that move during the whole video with shapes (ring, bar) and colours (cyan, magenta,
-white) that no class uses. Frames sampled uniformly miss much of the event; this is the data a
+of the frame (at most ``event_area`` of it, or a range from ``event_area_min``), at a random
+place. Everything else carries no class information: a drifting smooth random texture seen through
+a panning camera, and distractor objects that move during the whole video with shapes (ring, bar)
+and colours (cyan, magenta, white) that no class uses. Frames sampled uniformly miss much of the event; this is the data a
 learned frame sampler is for.
 
 Classes combine 4 shapes x 4 colours x 4 motions (64 distinct classes at most); class ``c`` is
@@ -45,6 +45,7 @@ __all__ = [
     "sample_clip",
     "render_clip",
     "event_boxes",
+    "box_side_range",
     "pick_encoder",
     "generate_dataset",
     "load_metadata",
@@ -55,6 +56,8 @@ COLOURS = {"red": (230, 40, 40), "green": (40, 200, 60), "blue": (40, 70, 240), 
 MOTIONS = ("right", "down", "grow", "orbit")
 DISTRACTOR_SHAPES = ("ring", "bar")
 DISTRACTOR_COLOURS = ((40, 220, 230), (220, 50, 220), (245, 245, 245))
+#: Side of each class shape's box in units of its half-size (see :func:`_shape_mask`).
+SHAPE_EXTENT = {"disc": 2.0, "square": 1.7, "triangle": 1.9, "cross": 2.0}
 MAX_CLASSES = len(SHAPES) * len(COLOURS) * len(MOTIONS)
 _ENCODERS = ("libx264", "libopenh264", "mpeg4")
 _BACKGROUND_WAVES = 8
@@ -70,6 +73,17 @@ class SynthConfig:
         num_frames, fps, height, width: clip format (height and width even, for yuv420p).
         event_fraction: (min, max) event length as a fraction of the video, drawn per video.
         event_area: the largest fraction of the frame the event object's box may cover.
+        event_area_min: None (default) draws the object's half-size between 70 % and 100 % of the
+            largest that ``event_area`` allows, the same for every shape (the box then covers about
+            35-100 % of ``event_area``, less for the square and the triangle, which fill less of
+            their unit box); the default datasets are made this way. A number makes the box of
+            the object at its full size cover between ``event_area_min`` and ``event_area`` of the
+            frame: its side is drawn uniformly between ``sqrt(event_area_min * H * W) + 1`` and
+            ``sqrt(event_area * H * W) - 1`` pixels (:func:`box_side_range`) for every shape, and
+            rasterisation moves a side by at most one pixel, so the box stays within the range
+            (the triangle's width can fall one pixel short of the smallest side: its widest row
+            lies between pixel rows). The ``grow`` motion starts the object at 45 % of that side
+            and reaches it in the last event frame.
         distractors: distractor objects per video.
         seed: everything is a deterministic function of it.
         split_fractions: train/val/test fractions of the classes (class-disjoint).
@@ -83,6 +97,7 @@ class SynthConfig:
     width: int = 112
     event_fraction: tuple[float, float] = (0.1, 0.2)
     event_area: float = 0.1
+    event_area_min: float | None = None
     distractors: int = 3
     seed: int = 0
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
@@ -98,11 +113,31 @@ class SynthConfig:
             (self.height % 2 == 0 and self.width % 2 == 0, "height and width must be even (yuv420p)"),
             (0 < lo <= hi <= 1, "event_fraction must satisfy 0 < min <= max <= 1"),
             (0 < self.event_area <= 0.5, "event_area must be in (0, 0.5]"),
+            (
+                self.event_area_min is None or 0 < self.event_area_min <= self.event_area,
+                "event_area_min must satisfy 0 < event_area_min <= event_area",
+            ),
             (self.distractors >= 0, "distractors must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:
                 raise DatasetError(f"synthetic dataset config: {message} (got {self})")
+        if self.event_area_min is not None:
+            low, high = box_side_range(self)
+            if low > high:
+                raise DatasetError(
+                    f"synthetic dataset config: event_area_min={self.event_area_min} and event_area="
+                    f"{self.event_area} ask for box sides of {low - 1:.1f} to {high + 1:.1f} pixels at "
+                    f"{self.height}x{self.width}; rasterisation needs the range to span two pixels of side: widen it"
+                )
+
+
+def box_side_range(config: SynthConfig) -> tuple[float, float]:
+    """(smallest, largest) side in pixels the event object's box is drawn with at full size when
+    ``config.event_area_min`` is set, each a pixel inside the requested areas' sides: rasterisation
+    moves a side by up to one pixel."""
+    frame = config.height * config.width
+    return float(np.sqrt(config.event_area_min * frame) + 1.0), float(np.sqrt(config.event_area * frame) - 1.0)
 
 
 @dataclass(frozen=True)
@@ -157,7 +192,10 @@ def sample_clip(config: SynthConfig, class_index: int, video_index: int) -> Clip
     start = int(rng.integers(0, t - length + 1))
     # A shape of half-size s covers at most 2s + 1 pixels per side: keep (2s + 1)^2 <= area.
     half_max = max(0.5 * (np.sqrt(config.event_area * h * w) - 1.0), 1.0)
-    size = float(rng.uniform(0.7, 1.0) * half_max)
+    if config.event_area_min is None:
+        size = float(rng.uniform(0.7, 1.0) * half_max)
+    else:  # one draw either way, so the later draws do not depend on the mode
+        size = float(rng.uniform(*box_side_range(config)) / SHAPE_EXTENT[class_design(class_index).shape])
     # The motions move the centre by at most 1.2 * size, so the object stays in the frame.
     margin_x, margin_y = min(2.2 * size, w / 2), min(2.2 * size, h / 2)
     centre = (float(rng.uniform(margin_x, w - margin_x)), float(rng.uniform(margin_y, h - margin_y)))

@@ -1,0 +1,120 @@
+"""A decoded-video cache for training on small datasets.
+
+Training draws random frame indices in every episode, so the clips themselves never repeat, but
+the videos do: an episodic run over a few hundred short videos decodes each of them hundreds of
+times. :class:`DecodedVideoCache` decodes every frame of a video once, at the decode size, keeps
+the result (uint8 ``[N, 3, H, W]``) in memory and serves any frame indices from it. The cached
+frames are those :func:`stsampler.data.video.read_frames` returns for all indices, so a clip served
+from the cache equals the clip decoded directly.
+
+The cache is least-recently-used with a byte budget. It lives in one process: a dataset holding
+one gives each DataLoader worker its own copy (filled by the videos that worker reads), so the
+memory used is up to ``workers x budget``.
+"""
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from stsampler.data.video import VideoInfo, probe_video, read_frames
+
+__all__ = ["DecodedVideoCache"]
+
+DecodeSize = int | tuple[int, int] | None
+
+
+def _size_key(size: DecodeSize) -> int | tuple[int, int] | None:
+    """A hashable, canonical form of a ``read_frames`` size (a list ``[H, W]`` becomes a tuple)."""
+    if size is None or isinstance(size, int):
+        return size
+    height, width = size
+    return int(height), int(width)
+
+
+class DecodedVideoCache:
+    """All frames of recently read videos, decoded once, within a byte budget.
+
+    Args:
+        budget_bytes: the most bytes of frames held; the least recently used videos are dropped
+            beyond it. A video larger than the whole budget is never kept (its frames are decoded
+            directly, as without the cache).
+
+    Attributes:
+        used_bytes: bytes of frames held now.
+        hits, misses: reads served from memory, and reads that decoded.
+    """
+
+    def __init__(self, budget_bytes: int) -> None:
+        if budget_bytes < 0:
+            raise ValueError(f"budget_bytes must be >= 0, got {budget_bytes}")
+        self.budget_bytes = int(budget_bytes)
+        self.used_bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._videos: OrderedDict[tuple[str, int | tuple[int, int] | None], torch.Tensor] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._videos)
+
+    def __contains__(self, key: tuple[str | os.PathLike, DecodeSize]) -> bool:
+        path, size = key
+        return (str(path), _size_key(size)) in self._videos
+
+    def read(
+        self,
+        path: str | os.PathLike,
+        indices: Sequence[int] | torch.Tensor,
+        size: DecodeSize = None,
+        info: VideoInfo | None = None,
+    ) -> torch.Tensor:
+        """The frames at ``indices`` as uint8 ``[len(indices), 3, H, W]``, equal to
+        ``read_frames(path, indices, size)``.
+
+        The first read of ``(path, size)`` decodes all of the video's frames and keeps them (when
+        they fit the budget); later reads index the kept frames. The result is a new tensor: changing
+        it leaves the cache alone.
+
+        Args:
+            path: a video file or frame folder.
+            indices: frame indices (any order, repeats allowed), checked against the frame count.
+            size: the decode size, as for :func:`read_frames` (part of the cache key).
+            info: the :func:`probe_video` result of ``path``, if the caller has it.
+
+        Raises:
+            VideoReadError: as :func:`read_frames`.
+        """
+        key = (str(path), _size_key(size))
+        frames = self._videos.get(key)
+        if frames is not None:
+            self._videos.move_to_end(key)
+            self.hits += 1
+        else:
+            self.misses += 1
+            info = probe_video(path) if info is None else info
+            frames = read_frames(path, range(info.num_frames), size=size, info=info)
+            self._keep(key, frames)
+        index = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
+        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= frames.shape[0]):
+            # Out of range: let the reader raise its error naming the file and the valid range.
+            return read_frames(Path(path), index, size=size, info=info)
+        return frames[index]
+
+    def _keep(self, key: tuple[str, int | tuple[int, int] | None], frames: torch.Tensor) -> None:
+        """Hold ``frames`` under ``key``, dropping least recently used videos beyond the budget."""
+        size = frames.numel() * frames.element_size()
+        if size > self.budget_bytes:
+            return
+        self._videos[key] = frames
+        self.used_bytes += size
+        while self.used_bytes > self.budget_bytes:
+            _, dropped = self._videos.popitem(last=False)
+            self.used_bytes -= dropped.numel() * dropped.element_size()
+
+    def clear(self) -> None:
+        """Drop every cached video."""
+        self._videos.clear()
+        self.used_bytes = 0
