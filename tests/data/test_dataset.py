@@ -213,8 +213,15 @@ def test_evaluation_cache_serves_repeats_without_decoding(tiny_split):
     assert reads == [0, 1, 2, 1]
 
 
-def test_training_never_caches(tiny_split):
-    ds = _dataset(tiny_split.items, train=True, cache_bytes=10**9)
-    reads = _counting_reads(ds)
-    ds[(0, 1)], ds[(0, 2)]
-    assert reads == [0, 0] and ds.cache_bytes == 0
+def test_training_cache_decodes_each_video_once_and_serves_identical_clips(tiny_split, monkeypatch):
+    import stsampler.data.clip_cache as clip_cache
+
+    cached = _dataset(tiny_split.items, train=True, cache_bytes=10**9)
+    plain = _dataset(tiny_split.items, train=True)
+    decodes = []
+    real_read = clip_cache.read_frames
+    monkeypatch.setattr(clip_cache, "read_frames", lambda path, *a, **k: decodes.append(path) or real_read(path, *a, **k))
+    for draw in (1, 2, 3):  # random segment frames, crops and flips differ per draw
+        a, b = cached[(0, draw)], plain[(0, draw)]
+        assert torch.equal(a["frames"], b["frames"]) and torch.equal(a["frame_indices"], b["frame_indices"])
+    assert decodes.count(tiny_split.items[0].path) == 1 + 3  # the cache's one full decode, plain's three

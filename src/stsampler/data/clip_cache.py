@@ -1,4 +1,7 @@
-"""A decoded-video cache for training on small datasets.
+"""In-memory caches of decoded frames, each within a byte budget.
+
+:class:`ByteBudgetLRU` is the one least-recently-used store; :class:`DecodedVideoCache` uses it for
+training on small datasets, and :class:`stsampler.data.dataset.VideoDataset` for evaluation clips.
 
 Training draws random frame indices in every episode, so the clips themselves never repeat, but
 the videos do: an episodic run over a few hundred short videos decodes each of them hundreds of
@@ -15,14 +18,14 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 
 import torch
 
 from stsampler.data.video import VideoInfo, probe_video, read_frames
 
-__all__ = ["DecodedVideoCache"]
+__all__ = ["ByteBudgetLRU", "DecodedVideoCache"]
 
 DecodeSize = int | tuple[int, int] | None
 
@@ -33,6 +36,51 @@ def _size_key(size: DecodeSize) -> int | tuple[int, int] | None:
         return size
     height, width = size
     return int(height), int(width)
+
+
+class ByteBudgetLRU:
+    """A mapping that holds values up to ``budget_bytes`` in total, dropping the least recently used.
+
+    Each value is stored with its size in bytes; a value larger than the whole budget is not kept.
+    """
+
+    def __init__(self, budget_bytes: int) -> None:
+        if budget_bytes < 0:
+            raise ValueError(f"budget_bytes must be >= 0, got {budget_bytes}")
+        self.budget_bytes = int(budget_bytes)
+        self.used_bytes = 0
+        self._entries: OrderedDict[Hashable, tuple[object, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._entries
+
+    def get(self, key: Hashable) -> object | None:
+        """The value under ``key`` (now the most recently used), or None."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        return entry[0]
+
+    def put(self, key: Hashable, value: object, nbytes: int) -> None:
+        """Hold ``value`` under ``key``, dropping least recently used values beyond the budget."""
+        if nbytes > self.budget_bytes:
+            return
+        if key in self._entries:
+            self.used_bytes -= self._entries.pop(key)[1]
+        self._entries[key] = (value, nbytes)
+        self.used_bytes += nbytes
+        while self.used_bytes > self.budget_bytes:
+            _, (_, dropped) = self._entries.popitem(last=False)
+            self.used_bytes -= dropped
+
+    def clear(self) -> None:
+        """Drop every value."""
+        self._entries.clear()
+        self.used_bytes = 0
 
 
 class DecodedVideoCache:
@@ -49,13 +97,17 @@ class DecodedVideoCache:
     """
 
     def __init__(self, budget_bytes: int) -> None:
-        if budget_bytes < 0:
-            raise ValueError(f"budget_bytes must be >= 0, got {budget_bytes}")
-        self.budget_bytes = int(budget_bytes)
-        self.used_bytes = 0
+        self._videos = ByteBudgetLRU(budget_bytes)
         self.hits = 0
         self.misses = 0
-        self._videos: OrderedDict[tuple[str, int | tuple[int, int] | None], torch.Tensor] = OrderedDict()
+
+    @property
+    def budget_bytes(self) -> int:
+        return self._videos.budget_bytes
+
+    @property
+    def used_bytes(self) -> int:
+        return self._videos.used_bytes
 
     def __len__(self) -> int:
         return len(self._videos)
@@ -87,34 +139,23 @@ class DecodedVideoCache:
         Raises:
             VideoReadError: as :func:`read_frames`.
         """
+        if not self.budget_bytes:  # no cache: decode just the requested frames
+            return read_frames(path, indices, size=size, info=info)
         key = (str(path), _size_key(size))
         frames = self._videos.get(key)
         if frames is not None:
-            self._videos.move_to_end(key)
             self.hits += 1
         else:
             self.misses += 1
             info = probe_video(path) if info is None else info
             frames = read_frames(path, range(info.num_frames), size=size, info=info)
-            self._keep(key, frames)
+            self._videos.put(key, frames, frames.nbytes)
         index = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
         if index.numel() and (int(index.min()) < 0 or int(index.max()) >= frames.shape[0]):
             # Out of range: let the reader raise its error naming the file and the valid range.
             return read_frames(Path(path), index, size=size, info=info)
         return frames[index]
 
-    def _keep(self, key: tuple[str, int | tuple[int, int] | None], frames: torch.Tensor) -> None:
-        """Hold ``frames`` under ``key``, dropping least recently used videos beyond the budget."""
-        size = frames.numel() * frames.element_size()
-        if size > self.budget_bytes:
-            return
-        self._videos[key] = frames
-        self.used_bytes += size
-        while self.used_bytes > self.budget_bytes:
-            _, dropped = self._videos.popitem(last=False)
-            self.used_bytes -= dropped.numel() * dropped.element_size()
-
     def clear(self) -> None:
         """Drop every cached video."""
         self._videos.clear()
-        self.used_bytes = 0

@@ -26,12 +26,13 @@ included) are missing or unreadable.
 
 Evaluation clips are deterministic (segment centres, centre crop), so an evaluation dataset can
 keep them in memory (``cache_bytes``): fixed test episodes draw each test video many times (10,000
-5-way 1-shot episodes over a few hundred test videos read each one about a hundred times).
+5-way 1-shot episodes over a few hundred test videos read each one about a hundred times). A
+training dataset with ``cache_bytes`` keeps every decoded frame of the videos it reads instead, and
+cuts its random clips from memory.
 """
 from __future__ import annotations
 
 import warnings
-from collections import OrderedDict
 from typing import Sequence
 
 import numpy as np
@@ -41,7 +42,8 @@ from torch.utils.data import Dataset
 from stsampler.data.indices import segment_indices
 from stsampler.data.splits import VideoItem
 from stsampler.data.transforms import ClipTransform
-from stsampler.data.video import check_path, probe_video, read_frames
+from stsampler.data.clip_cache import ByteBudgetLRU, DecodedVideoCache
+from stsampler.data.video import check_path, probe_video
 from stsampler.errors import DatasetError, VideoReadError
 
 __all__ = ["VideoDataset"]
@@ -62,8 +64,11 @@ class VideoDataset(Dataset):
             the stored size.
         max_bad_fraction: abort when more than this fraction of the split's listed videos are
             missing or unreadable.
-        cache_bytes: without ``train``, keep decoded items in memory up to this many bytes of frames,
-            dropping the least recently used (each DataLoader worker holds its own cache); 0 keeps none.
+        cache_bytes: keep decoded frames in memory up to this many bytes, dropping the least recently
+            used (each DataLoader worker holds its own cache); 0 keeps none. Without ``train`` the
+            finished items are kept (evaluation clips are deterministic); with ``train`` every frame
+            of each video read (:class:`~stsampler.data.clip_cache.DecodedVideoCache`), so the
+            random clips of later episodes index memory instead of decoding again.
         split: what the items are, for messages (e.g. ``"test split (lists/testlist03.txt)"``).
         missing: ``class/video_id`` of the listed videos absent from the data root (they count
             as bad in the fraction).
@@ -112,9 +117,8 @@ class VideoDataset(Dataset):
         self.bad_videos: dict[str, str] = {}
         self._by_class = self.indices_by_class()
         self._check_files()
-        self.cache_bytes = 0 if self.train else int(cache_bytes)
-        self._cache: OrderedDict[int, dict] = OrderedDict()
-        self._cached_bytes = 0
+        self._items = ByteBudgetLRU(0 if self.train else cache_bytes)
+        self._videos = DecodedVideoCache(cache_bytes if self.train else 0)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -140,7 +144,7 @@ class VideoDataset(Dataset):
         path = self.items[index].path
         info = probe_video(path)
         frame_indices = segment_indices(info.num_frames, self.num_frames, random=self.train, generator=generator)
-        frames = read_frames(path, frame_indices, size=self.decode_size, info=info)
+        frames = self._videos.read(path, frame_indices, size=self.decode_size, info=info)
         return {
             "frames": self.transform(frames, generator),
             "label": self.labels[index],
@@ -217,9 +221,9 @@ class VideoDataset(Dataset):
 
     def _fetch(self, index: int, draw_seed: int | None) -> dict | None:
         """The item of ``index`` (from the cache when there), or None when the video is unreadable."""
-        if index in self._cache:
-            self._cache.move_to_end(index)
-            return _copy_item(self._cache[index])
+        cached = self._items.get(index)
+        if cached is not None:
+            return _copy_item(cached)
         if str(self.items[index].path) in self.bad_videos:
             return None
         try:
@@ -227,20 +231,9 @@ class VideoDataset(Dataset):
         except VideoReadError as error:
             self._record_bad(index, error)
             return None
-        if self.cache_bytes:
-            self._remember(index, item)
+        if self._items.budget_bytes:
+            self._items.put(index, _copy_item(item), item["frames"].nbytes)
         return item
-
-    def _remember(self, index: int, item: dict) -> None:
-        """Cache ``item`` under ``index``, dropping the least recently used items beyond ``cache_bytes``."""
-        size = item["frames"].nbytes
-        if size > self.cache_bytes:
-            return
-        self._cache[index] = _copy_item(item)
-        self._cached_bytes += size
-        while self._cached_bytes > self.cache_bytes:
-            _, dropped = self._cache.popitem(last=False)
-            self._cached_bytes -= dropped["frames"].nbytes
 
 
 def _copy_item(item: dict) -> dict:

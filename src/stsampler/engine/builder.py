@@ -85,7 +85,7 @@ def build_dataset(cfg: Config, split: str, train: bool, split_data: Split | None
     transform = ClipTransform(
         crop_size=cfg.data.crop_size, resize_short=cfg.data.resize_short, train=train, flip=resolve_flip(cfg)
     )
-    cache_bytes = cfg.data.eval_cache_mb * 2**20
+    cache_bytes = (cfg.data.train_cache_mb if train else cfg.data.eval_cache_mb) * 2**20
     if cfg.sampler.kind == "oracle":
         return OracleDataset(
             resolved.items, cfg.sampler.num_frames, transform, load_metadata(cfg.data.metadata), train=train,
