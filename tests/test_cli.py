@@ -48,7 +48,8 @@ def test_help_lists_every_command(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for command in ("demo", "synth", "splits", "extract", "train", "eval", "show", "predict"):
+    for command in ("demo", "compare", "report", "configs", "synth", "splits", "extract", "train", "eval", "show",
+                    "predict"):
         assert command in text
 
 
@@ -78,6 +79,17 @@ def test_synth_writes_a_dataset(tmp_path, capsys):
 def test_overrides_reach_train():
     args = build_parser().parse_args(["train", "c.yaml", "train.shot=5", "sampler.kind=uniform", "--resume"])
     assert args.overrides == ["train.shot=5", "sampler.kind=uniform"] and args.resume
+
+
+def test_overrides_may_follow_the_options(tiny_run, capsys):
+    _, run = tiny_run
+    assert main(["eval", str(run), "--episodes", "2", "data.workers=0"]) == 0
+    assert "over 2 episodes" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", str(run), "--episodes", "2", "--no-such-flag"])
+    assert exit_info.value.code == 2 and "--no-such-flag" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # for compare, a trailing override could be read two ways: refused
+        main(["compare", "synthetic/uniform", "--variant", "a", "--out", "x", "train.seed=1"])
 
 
 def test_eval_uses_the_runs_way_and_shot_and_says_so(tiny_run, capsys):

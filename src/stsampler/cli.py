@@ -339,9 +339,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _is_option(word: str) -> bool:
+    """Whether a leftover command-line word is an option (``-x``, ``--flag``) rather than a KEY=VALUE override."""
+    return word.startswith("-") or "=" not in word
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stsampler`` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # KEY=VALUE overrides may also follow the options (`stsampler eval RUN --episodes 100 data.workers=0`).
+    # Not for compare, where one after a --variant would be ambiguous: that variant's, or every variant's?
+    stray = [a for a in extra if args.command == "compare" or not hasattr(args, "overrides") or _is_option(a)]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     try:
         args.handler(args)
     except StsamplerError as error:
