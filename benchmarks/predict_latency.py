@@ -39,8 +39,8 @@ from stsampler.config import config_from_dict  # noqa: E402
 from stsampler.data.extract import extract_video  # noqa: E402
 from stsampler.data.transforms import normalize  # noqa: E402
 from stsampler.engine.builder import build_model  # noqa: E402
-from stsampler.engine.evaluate import autocast, resolve_amp  # noqa: E402
 from stsampler.engine.predict import Predictor  # noqa: E402
+from stsampler.engine.runtime import autocast, resolve_amp  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "predict_latency.md"
 WAY, M, T, CROP, SHORT = 5, 16, 8, 224, 256

@@ -24,8 +24,9 @@ from stsampler.data.episodes import load_episodes, save_episodes
 from stsampler.engine import distributed
 from stsampler.engine.builder import build_dataset
 from stsampler.engine.checkpoint import CHECKPOINT_DIR, LAST, load_model, recipe_diff, resolve_checkpoint
-from stsampler.engine.evaluate import evaluate, make_episodes, resolve_amp
+from stsampler.engine.evaluate import evaluate, make_episodes
 from stsampler.engine.metrics import EventScorer
+from stsampler.engine.runtime import resolve_amp
 from stsampler.engine.train import train
 from stsampler.errors import ConfigError
 from stsampler.io import atomic_write_json, file_sha256
