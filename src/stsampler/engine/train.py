@@ -383,7 +383,7 @@ class _Trainer:
         first_step = self.step
         while self.step < self.total_steps and (max_steps is None or self.step - first_step < max_steps):
             before = self.episodes_done
-            self._train_step(session)
+            self._optimizer_step(session)
             self._log_if_due(session)
             self._validate_if_due(before, session)
             self._checkpoint_if_due(before)
@@ -415,7 +415,7 @@ class _Trainer:
             start_episodes=self.episodes_done, running=torch.zeros(4, device=self.device),
         )
 
-    def _train_step(self, session: _Session) -> None:
+    def _optimizer_step(self, session: _Session) -> None:
         """One optimiser step over this rank's next episodes; its statistics join ``session.running``."""
         tcfg = self.cfg.train
         _set_sampler_schedules(self.model, self.cfg, self.episodes_done)
