@@ -15,6 +15,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+import av
 import torch
 
 from stsampler.io import atomic_write_text
@@ -60,21 +61,24 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def machine_description(devices: Sequence[torch.device], note: str = "") -> str:
-    """Markdown lines describing the machine for each of ``devices``, then ``- note: ...`` if given.
+def machine_description(
+    devices: Sequence[torch.device], note: str = "", load: Sequence[float] | None = None
+) -> str:
+    """The machine paragraph of every benchmark report: Markdown lines, then ``- note: ...`` if given.
 
-    Per device: CPU model, cores, torch version and threads, load average and, for CUDA, the GPU.
+    The host once (CPU model and cores; torch, PyAV and Python versions with torch's intra-op
+    threads; the 1/5/15-minute load average), then the GPU of each CUDA device in ``devices``.
+    ``load`` is the load average taken when the benchmark started; by default it is read now, so
+    call this before measuring.
     """
-    lines = []
-    for device in devices:
-        lines += [
-            f"- CPU: {cpu_model()}, {os.cpu_count()} cores ({platform.machine()})",
-            f"- torch {torch.__version__}, Python {platform.python_version()}, "
-            f"{torch.get_num_threads()} intra-op threads",
-            f"- load average at start (1/5/15 min): {' / '.join(f'{x:.2f}' for x in os.getloadavg())}",
-        ]
-        if device.type == "cuda":
-            lines.append(f"- GPU: {torch.cuda.get_device_name(device)}")
+    load = os.getloadavg() if load is None else load
+    lines = [
+        f"- CPU: {cpu_model()}, {os.cpu_count()} cores ({platform.machine()})",
+        f"- torch {torch.__version__}, PyAV {av.__version__}, Python {platform.python_version()}, "
+        f"{torch.get_num_threads()} intra-op threads",
+        f"- load average at start (1/5/15 min): {' / '.join(f'{x:.2f}' for x in load)}",
+    ]
+    lines += [f"- GPU: {torch.cuda.get_device_name(device)}" for device in devices if device.type == "cuda"]
     if note:
         lines.append(f"- note: {note}")
     return "\n".join(lines)
@@ -110,9 +114,10 @@ def command_line(argv: Sequence[str] | None = None) -> str:
     return f"python {shlex.join(sys.argv if argv is None else argv)}"
 
 
-def markdown_report(title: str, machine: str, body: str) -> str:
-    """``# title``, the command line (:func:`command_line`), the machine paragraph, then ``body``."""
-    return f"# {title}\n\nCommand: `{command_line()}`\n\n{machine}\n\n{body}"
+def markdown_report(title: str, machine: str, body: str, argv: Sequence[str] | None = None) -> str:
+    """``# title``, the command line (:func:`command_line` of ``argv``), the machine paragraph
+    (:func:`machine_description`), then ``body``."""
+    return f"# {title}\n\nCommand: `{command_line(argv)}`\n\n{machine}\n\n{body}"
 
 
 def write_report(path: str | os.PathLike, report: str) -> Path:

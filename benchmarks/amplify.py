@@ -104,6 +104,7 @@ def main() -> None:
     args = timing_parser(__doc__.splitlines()[0], repeats=3).parse_args()
     set_threads(args.threads)
     devices = available_devices()
+    machine = machine_description(devices, args.note)  # before the run: its load average
     rows = [row for device in devices for row in run(device, args.repeats)]
     body = "\n".join(
         [
@@ -117,7 +118,7 @@ def main() -> None:
             "",
         ]
     )
-    report = markdown_report("amplify benchmark", machine_description(devices, args.note), body)
+    report = markdown_report("amplify benchmark", machine, body)
     publish(report, args.output)
 
 

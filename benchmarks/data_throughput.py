@@ -21,8 +21,6 @@ Run: ``python benchmarks/data_throughput.py`` (2-5 minutes on 2 shared cores; ``
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 from functools import partial
@@ -35,7 +33,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from _common import best_times, command_line, cpu_model, publish  # noqa: E402
+from _common import best_times, machine_description, markdown_report, publish  # noqa: E402
 
 from stsampler.data import video as video_mod  # noqa: E402
 from stsampler.data.video import probe_video, read_frames  # noqa: E402
@@ -77,17 +75,6 @@ def encode(path: Path, frames: np.ndarray, fps: int = 25, keyint: int = 250, bfr
         for packet in stream.encode():
             container.mux(packet)
     return path
-
-
-def machine() -> str:
-    try:
-        load = f", load average {os.getloadavg()[0]:.1f} at start"
-    except OSError:  # pragma: no cover - not Unix
-        load = ""
-    return (
-        f"{cpu_model()}, {os.cpu_count()} CPU cores visible{load}, "
-        f"torch {torch.__version__}, PyAV {av.__version__}, Python {platform.python_version()}"
-    )
 
 
 # ----------------------------------------------------------------------------- 1. seek break-even
@@ -313,13 +300,10 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)  # as in DataLoader workers; keeps the rows comparable
+    machine = machine_description([CPU])  # before the run: its load average
     with tempfile.TemporaryDirectory(prefix="stsampler_bench_") as tmp:
         work = Path(tmp)
         lines = [
-            "# Data throughput",
-            "",
-            f"Machine: {machine()}. Command: "
-            f"`{command_line(None if argv is None else ['benchmarks/data_throughput.py', *argv])}`.",
             "Times are best-of-runs wall clock; other processes shared the machine, so compare rows "
             "of one run rather than absolute numbers across machines.",
             "",
@@ -327,8 +311,8 @@ def main(argv=None) -> None:
         lines += seek_breakeven(work, repeat=max(3, args.repeat))
         if not args.seek_only:
             lines += loader_throughput(work, args)
-    text = "\n".join(lines) + "\n"
-    publish(text, args.out)
+    command = None if argv is None else ["benchmarks/data_throughput.py", *argv]
+    publish(markdown_report("Data throughput", machine, "\n".join(lines) + "\n", command), args.out)
 
 
 if __name__ == "__main__":

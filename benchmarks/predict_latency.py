@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -33,14 +32,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from _common import cpu_model, markdown_report, write_report  # noqa: E402
+from _common import machine_description, markdown_report, write_report  # noqa: E402
 
 from stsampler.config import config_from_dict  # noqa: E402
 from stsampler.data.extract import extract_video  # noqa: E402
 from stsampler.data.transforms import normalize  # noqa: E402
 from stsampler.engine.builder import build_model  # noqa: E402
-from stsampler.engine.evaluate import autocast, resolve_amp  # noqa: E402
 from stsampler.engine.predict import Predictor  # noqa: E402
+from stsampler.engine.runtime import autocast, resolve_amp  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "predict_latency.md"
 WAY, M, T, CROP, SHORT = 5, 16, 8, 224, 256
@@ -160,7 +159,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"the report (default {RESULTS})")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    load_before = os.getloadavg()[0]
+    load_before = os.getloadavg()
     results: dict[str, dict[str, list[float]]] = {}
     support_seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -177,7 +176,7 @@ def main() -> None:
             with spawn.Pool(1) as pool:
                 job = (amp, support, query, folder, args.repeat, args.threads)
                 support_seconds[amp], results[amp] = pool.apply(run_one, job)
-    load = f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    load_after = os.getloadavg()[0]
 
     header = " | ".join(f"{AMPS[a]} median s | {AMPS[a]} min s" for a in AMPS)
     lines = [f"| step | {header} |", "|---|" + "---|" * (2 * len(AMPS))]
@@ -199,10 +198,11 @@ def main() -> None:
     print(summary)
     if args.no_write:
         return
-    machine = f"""Machine: {cpu_model()}, {args.threads} torch threads of {os.cpu_count()} logical CPUs, Python
-{platform.python_version()}, torch {torch.__version__}, PyAV {av.__version__}. Other processes (other
-developers' tests and benchmarks) were running on the same cores: 1-minute load average {load}. The
-numbers are noisy; the minimum columns are the closest to an idle machine."""
+    note = (
+        f"1-minute load average {load_after:.2f} at the end; where other processes shared the cores the "
+        "numbers are noisy, and the minimum columns are the closest to an idle machine"
+    )
+    machine = machine_description([torch.device("cpu")], note, load=load_before)
     body = f"""Setting: 10-s 320x240 H.264 query (25 fps, 250 frames, keyframe every 50 frames); ResNet-18 at 224
 (random init); full learned sampler (ShuffleNet-v2 x0.5 scanner at 64 px, temporal selector, spatial
 amplifier, task-adaptive learner); M = {M}, T = {T}; ProtoNet; {WAY}-way 1-shot support set cached;

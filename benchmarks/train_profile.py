@@ -44,7 +44,7 @@ from stsampler.data.synthetic import generate_dataset
 from stsampler.data.video import probe_video, read_frames
 from stsampler.demo import DemoConfig
 from stsampler.engine.builder import build_dataset, build_model, resolve_split
-from stsampler.engine.evaluate import episode_loader
+from stsampler.engine.runtime import episode_loader
 from stsampler.engine.train import build_optimizer, seed_everything, train_step
 from stsampler.samplers.learned import STSampler
 

@@ -126,10 +126,10 @@ def test_eval_prints_the_summary_before_writing_and_a_failed_write_is_one_line(t
 
 
 def test_eval_warns_about_substituted_videos_and_records_them(tiny_run, tmp_path, capsys, monkeypatch):
-    from stsampler.engine import evaluate as evaluate_module
+    from stsampler.engine import runtime
 
     _, run = tiny_run
-    original = evaluate_module.collate_episode
+    original = runtime.collate_episode
 
     def collate(items, shot):  # report the first video of each episode as a stand-in for its class-mate
         batch = original(items, shot)
@@ -137,7 +137,7 @@ def test_eval_warns_about_substituted_videos_and_records_them(tiny_run, tmp_path
         batch["requested"][0] = batch["indices"][1]
         return batch
 
-    monkeypatch.setattr(evaluate_module, "collate_episode", collate)
+    monkeypatch.setattr(runtime, "collate_episode", collate)
     out = tmp_path / "eval.json"
     assert main(["eval", str(run), "--out", str(out)]) == 0
     err = capsys.readouterr().err

@@ -137,7 +137,7 @@ def _warn(line: str | None) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> None:
     from stsampler.config import load_config
-    from stsampler.engine.evaluate import substitution_warning
+    from stsampler.engine.substitutions import substitution_warning
     from stsampler.engine.train import episode_rounding_note, train
 
     config = load_config(Path(args.config), args.overrides)
@@ -153,7 +153,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
-    from stsampler.engine.evaluate import evaluate_run, substitution_warning
+    from stsampler.engine.evaluate import evaluate_run
+    from stsampler.engine.substitutions import substitution_warning
     from stsampler.io import atomic_write_json, check_writable
 
     out = check_writable(args.out, "eval --out") if args.out else None
@@ -194,8 +195,9 @@ def _cmd_show(args: argparse.Namespace) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
+    from stsampler.data.folders import collect_queries
     from stsampler.engine.distributed import resolve_device
-    from stsampler.engine.predict import PREDICTION_SUFFIXES, Predictor, collect_queries, write_predictions
+    from stsampler.engine.predict import PREDICTION_SUFFIXES, Predictor, write_predictions
     from stsampler.io import check_writable
 
     if args.out:

@@ -31,10 +31,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from stsampler.data.folders import collect_queries  # noqa: E402
 from stsampler.data.synthetic import load_metadata  # noqa: E402
 from stsampler.data.transforms import denormalize, normalize  # noqa: E402
-from stsampler.engine.evaluate import autocast  # noqa: E402
-from stsampler.engine.predict import Predictor, collect_queries  # noqa: E402
+from stsampler.engine.predict import Predictor  # noqa: E402
+from stsampler.engine.runtime import autocast  # noqa: E402
 from stsampler.errors import DatasetError  # noqa: E402
 from stsampler.io import atomic_write, atomic_write_text  # noqa: E402
 from stsampler.samplers.base import SamplerOutput  # noqa: E402

@@ -11,7 +11,7 @@ import torch
 from stsampler.config import config_to_dict
 from stsampler.engine.builder import build_dataset, build_model
 from stsampler.engine.checkpoint import save_checkpoint
-from stsampler.engine.evaluate import evaluate, evaluate_run, make_episodes, resolve_amp
+from stsampler.engine.evaluate import evaluate, evaluate_run, make_episodes
 from stsampler.errors import ConfigError, DatasetError
 
 
@@ -57,16 +57,6 @@ def test_evaluate_run_reuses_the_episode_file(tiny_config, tmp_path: Path) -> No
         evaluate_run(run, split="test", way=2, shot=1, episodes_file=str(episodes_file), progress=False)
 
 
-def test_amp_resolution_on_cpu() -> None:
-    cpu = torch.device("cpu")
-    assert resolve_amp("auto", cpu, "resnet50") == torch.bfloat16
-    assert resolve_amp("auto", cpu, "smallcnn") is None
-    assert resolve_amp("none", cpu, "resnet50") is None
-    assert resolve_amp("bf16", cpu, "smallcnn") == torch.bfloat16
-    with pytest.raises(ConfigError, match="fp16"):
-        resolve_amp("fp16", cpu, "resnet50")
-
-
 def _untrained_run(cfg, run: Path) -> Path:
     torch.manual_seed(0)
     model = build_model(cfg, 4)
@@ -92,9 +82,9 @@ def test_evaluate_run_refuses_an_empty_episode_shape(tiny_config, tmp_path: Path
 
 def _with_substitution(monkeypatch, dataset) -> tuple[str, str]:
     """Make every collated episode report that its first video was asked for as another video of its class."""
-    from stsampler.engine import evaluate as evaluate_module
+    from stsampler.engine import runtime
 
-    original = evaluate_module.collate_episode
+    original = runtime.collate_episode
     substitute: dict[int, int] = {}
 
     def collate(items, shot):
@@ -106,7 +96,7 @@ def _with_substitution(monkeypatch, dataset) -> tuple[str, str]:
         batch["requested"][0] = asked
         return batch
 
-    monkeypatch.setattr(evaluate_module, "collate_episode", collate)
+    monkeypatch.setattr(runtime, "collate_episode", collate)
     return substitute
 
 
@@ -129,26 +119,3 @@ def test_substitutions_are_counted_and_named(tiny_config, monkeypatch) -> None:
     assert result.num_substitutions == 4
     assert {(e["requested"], e["replacement"]): e["count"] for e in result.substitutions} == expected
     assert result.per_episode == clean.per_episode  # the decoded videos are the same
-
-
-class _BrokenDataset(torch.utils.data.Dataset):
-    """Stands in for a VideoDataset whose every video is unreadable."""
-
-    keys = ["a/v0", "a/v1", "b/v0", "b/v1"]
-    labels = [0, 0, 1, 1]
-
-    def __len__(self) -> int:
-        return 4
-
-    def __getitem__(self, key):
-        raise DatasetError("every video of class 'a' of the test split is unreadable (e.g. /data/a/v0.mp4)")
-
-
-@pytest.mark.parametrize("workers", [0, 1])
-def test_a_data_error_in_a_worker_reads_as_without_workers(workers: int) -> None:
-    from stsampler.data.episodes import Episode
-
-    episode = Episode(classes=(0, 1), support=(0, 2), query=(1, 3), draw_seed=0)
-    with pytest.raises(DatasetError) as info:
-        evaluate(torch.nn.Identity(), _BrokenDataset(), [episode], 1, "cpu", workers=workers)
-    assert str(info.value) == "every video of class 'a' of the test split is unreadable (e.g. /data/a/v0.mp4)"

@@ -1,4 +1,7 @@
-"""Tests of stsampler.engine.predict: support folders, the predictor's inference path and cache."""
+"""Tests of stsampler.engine.predict: the predictor's support set, inference path and cache, and its output files.
+
+The folder scanning it relies on is tested in tests/data/test_folders.py.
+"""
 from __future__ import annotations
 
 import csv
@@ -15,13 +18,7 @@ from PIL import Image
 from stsampler.config import config_from_dict
 from stsampler.engine import predict as predict_module
 from stsampler.engine.builder import build_model
-from stsampler.engine.predict import (
-    Prediction,
-    Predictor,
-    collect_queries,
-    scan_support_dir,
-    write_predictions,
-)
+from stsampler.engine.predict import Prediction, Predictor, write_predictions
 from stsampler.errors import DatasetError, StsamplerError, VideoReadError
 
 M, T, CROP, SHORT, SCAN = 8, 4, 48, 56, 32
@@ -79,50 +76,7 @@ def _predictor(tmp_path: Path, **kwargs) -> Predictor:
     return Predictor(_model(**kwargs), M, CROP, SHORT, batch_size=2, cache_dir=tmp_path / "cache")
 
 
-# ------------------------------------------------------------------ support folders
-
-
-def test_support_dir_lists_classes_and_videos(tmp_path: Path) -> None:
-    root = _support(tmp_path / "s", {"wave": 2, "jump": 1})
-    _write_frame_folder(root / "jump" / "clip_frames", (200, 200, 0))
-    (root / "notes.txt").write_text("ignored")
-    (root / "wave" / ".hidden").write_text("ignored")
-    found = scan_support_dir(root)
-    assert list(found) == ["jump", "wave"]
-    assert [p.name for p in found["jump"]] == ["clip_frames", "jump0.mp4"]
-    assert [p.name for p in found["wave"]] == ["wave0.mp4", "wave1.mp4"]
-
-
-def test_missing_support_dir(tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match="does not exist"):
-        scan_support_dir(tmp_path / "nope")
-
-
-def test_empty_class_folder_is_named(tmp_path: Path) -> None:
-    root = _support(tmp_path / "s", {"wave": 1, "jump": 1})
-    (root / "clap").mkdir()
-    with pytest.raises(DatasetError, match="'clap' has no example video"):
-        scan_support_dir(root)
-
-
-def test_one_class_is_not_few_shot(tmp_path: Path) -> None:
-    root = _support(tmp_path / "s", {"wave": 2})
-    with pytest.raises(DatasetError, match=r"at least 2 action classes.*only 'wave'"):
-        scan_support_dir(root)
-
-
-def test_non_video_file_is_named(tmp_path: Path) -> None:
-    root = _support(tmp_path / "s", {"wave": 1, "jump": 1})
-    (root / "jump" / "readme.txt").write_text("x")
-    with pytest.raises(DatasetError, match=r"readme\.txt: not a video file"):
-        scan_support_dir(root)
-
-
-def test_video_outside_class_folder(tmp_path: Path) -> None:
-    root = _support(tmp_path / "s", {"wave": 1, "jump": 1})
-    _write_mp4(root / "stray.mp4", (1, 2, 3))
-    with pytest.raises(DatasetError, match=r"stray\.mp4: a video at the top"):
-        scan_support_dir(root)
+# ------------------------------------------------------------------ support set
 
 
 def test_unreadable_support_video_is_named(tmp_path: Path) -> None:
@@ -138,20 +92,7 @@ def test_unbalanced_support_with_trx_head(tmp_path: Path) -> None:
         _predictor(tmp_path, head="trx").set_support(root)
 
 
-# ------------------------------------------------------------------ queries and output
-
-
-def test_collect_queries_recurses(tmp_path: Path) -> None:
-    a = _write_mp4(tmp_path / "q" / "a.mp4", (9, 9, 9))
-    b = _write_frame_folder(tmp_path / "q" / "deep" / "b", (9, 9, 9))
-    (tmp_path / "q" / "deep" / "c.txt").write_text("x")
-    assert collect_queries([tmp_path / "q"]) == [a, b]
-    assert collect_queries(b) == [b]
-    assert collect_queries([b, a]) == [b, a]
-    with pytest.raises(DatasetError, match="no such file"):
-        collect_queries([tmp_path / "missing.mp4"])
-    with pytest.raises(DatasetError, match="not a video"):
-        collect_queries([tmp_path / "q" / "deep" / "c.txt"])
+# ------------------------------------------------------------------ output files
 
 
 def test_write_predictions_json_and_csv(tmp_path: Path) -> None:

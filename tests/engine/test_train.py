@@ -128,9 +128,9 @@ def test_resume_after_the_training_classes_changed_is_refused(tiny_config, synth
 
 
 def test_substituted_videos_are_logged_and_recorded(tiny_config, tmp_path: Path, monkeypatch) -> None:
-    from stsampler.engine import evaluate as evaluate_module
+    from stsampler.engine import runtime
 
-    original = evaluate_module.collate_episode
+    original = runtime.collate_episode
 
     def collate(items, shot):  # the first video of every episode "replaced" the one after it
         batch = original(items, shot)
@@ -138,7 +138,7 @@ def test_substituted_videos_are_logged_and_recorded(tiny_config, tmp_path: Path,
         batch["requested"][0] = batch["indices"][0] + 1 if batch["indices"][0] % 2 == 0 else batch["indices"][0] - 1
         return batch
 
-    monkeypatch.setattr(evaluate_module, "collate_episode", collate)
+    monkeypatch.setattr(runtime, "collate_episode", collate)
     run = tmp_path / "run"
     train(tiny_config(), run, progress=False, max_steps=2)
     results = train(tiny_config(), run, progress=False, resume=True)  # the count survives the resume

@@ -30,9 +30,11 @@ from stsampler.data.episodes import load_episodes, save_episodes
 from stsampler.engine import distributed
 from stsampler.engine.builder import build_dataset
 from stsampler.engine.checkpoint import CHECKPOINT_DIR, LAST, load_model, recipe_diff, resolve_checkpoint
-from stsampler.engine.evaluate import evaluate, make_episodes, resolve_amp, substitution_warning
+from stsampler.engine.evaluate import evaluate, make_episodes
 from stsampler.engine.metrics import EventScorer
+from stsampler.engine.runtime import resolve_amp
 from stsampler.engine.stats import PairedDifference, mean_ci95, paired_difference, seed_mean_per_episode
+from stsampler.engine.substitutions import substitution_warning
 from stsampler.engine.train import train
 from stsampler.errors import ConfigError
 from stsampler.io import atomic_write_json, atomic_write_text, file_sha256

@@ -1,203 +1,33 @@
 """Fixed-episode evaluation: mean accuracy +- 95% CI, per-class accuracy, throughput.
 
-Also holds what training and evaluation share to run one episode on a device: mixed-precision
-resolution (:func:`resolve_amp`, :func:`autocast`), batch preparation (:func:`prepare_batch`), the
-episode loader and its iteration (:func:`episode_loader`, :func:`episode_batches`) and the record of
-videos the dataset replaced (:class:`Substitutions`).
+:func:`evaluate` scores a model on a list of episodes (also training's validation);
+:func:`evaluate_run` evaluates a run directory or checkpoint and writes the report. The pieces that
+run an episode on a device are in :mod:`stsampler.engine.runtime`.
 """
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import os
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from stsampler.config import apply_overrides, config_from_dict, config_to_dict
 from stsampler.data.dataset import VideoDataset
-from stsampler.data.episodes import (
-    Episode,
-    FixedEpisodeSampler,
-    collate_episode,
-    load_episodes,
-    sample_episodes,
-    save_episodes,
-)
-from stsampler.data.transforms import normalize
+from stsampler.data.episodes import Episode, FixedEpisodeSampler, load_episodes, sample_episodes, save_episodes
 from stsampler.engine import distributed
 from stsampler.engine.builder import build_dataset
 from stsampler.engine.checkpoint import checkpoint_config, load_checkpoint, load_model, resolve_checkpoint
-from stsampler.errors import ConfigError, DatasetError, StsamplerError
+from stsampler.engine.runtime import autocast, episode_batches, episode_loader, prepare_batch, resolve_amp
+from stsampler.engine.substitutions import Substitutions
+from stsampler.errors import ConfigError, DatasetError
 from stsampler.io import atomic_write_json, check_writable
-
-
-def resolve_amp(amp: str, device: torch.device, backbone: str) -> torch.dtype | None:
-    """The autocast dtype for ``train.amp`` on ``device`` (None: full fp32).
-
-    ``auto``: bf16 on CUDA when the card supports it, else fp16; on CPU bf16 for ResNet backbones
-    (where oneDNN's bf16 kernels are faster) and fp32 otherwise (the small CNN is slower in bf16).
-    """
-    if amp == "none":
-        return None
-    if amp == "fp16":
-        if device.type != "cuda":
-            raise ConfigError("train.amp=fp16 needs a CUDA device; use bf16 or none on CPU")
-        return torch.float16
-    if amp == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if backbone.startswith("resnet") else None
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    """``torch.autocast`` for ``dtype`` on ``device``'s type, or a no-op for None."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def prepare_batch(batch: dict[str, torch.Tensor], device: torch.device, way: int, shot: int) -> dict[str, torch.Tensor]:
-    """Move a collated episode to ``device`` and normalise its frames there.
-
-    Returns ``clips`` float ``[B, M, 3, H, W]``, ``is_support`` bool ``[B]``, ``support_labels``
-    ``[way*shot]``, ``query_labels`` ``[Q]`` (episode labels) and ``class_ids`` ``[B]``. The support
-    rows lead the batch (the episode order), so slicing needs no host-device synchronisation.
-    """
-    num_support = way * shot
-    labels = batch["labels"].to(device, non_blocking=True)
-    return {
-        "clips": normalize(batch["frames"].to(device, non_blocking=True)),
-        "is_support": batch["is_support"].to(device, non_blocking=True),
-        "support_labels": labels[:num_support],
-        "query_labels": labels[num_support:],
-        "class_ids": batch["class_ids"].to(device, non_blocking=True),
-    }
-
-
-def leave_cores_for_workers(workers: int) -> None:
-    """On the CPU, keep the model's threads off the cores the decoding workers use.
-
-    Intra-op threads that share cores with busy worker processes stall one another: on 2 cores,
-    one worker beside 2 model threads made a learned-sampler training step 7x slower than
-    decoding in the main process. The model keeps ``cores - workers`` threads (at least one).
-    """
-    if workers > 0:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        torch.set_num_threads(max(1, min(torch.get_num_threads(), cores - workers)))
-
-
-def episode_loader(
-    dataset: VideoDataset, batch_sampler: Any, shot: int, workers: int, device: torch.device, seed: int = 0
-) -> DataLoader:
-    """A DataLoader yielding one collated episode per batch from ``batch_sampler``.
-
-    The loader has its own seeded generator, so creating it never draws from the global RNG. On
-    the CPU the model's threads make room for the workers (:func:`leave_cores_for_workers`).
-    """
-    if device.type == "cpu":
-        leave_cores_for_workers(workers)
-    return DataLoader(
-        dataset,
-        batch_sampler=batch_sampler,
-        collate_fn=functools.partial(collate_episode, shot=shot),
-        num_workers=workers,
-        persistent_workers=workers > 0,
-        pin_memory=device.type == "cuda",
-        generator=torch.Generator().manual_seed(seed),
-    )
-
-
-def _unwrapped_worker_error(error: StsamplerError) -> StsamplerError:
-    """The error a DataLoader worker raised, with its own message instead of the worker's report.
-
-    PyTorch re-raises a worker's exception as the same type whose message is "Caught <type> in
-    DataLoader worker process N. Original Traceback ..."; the original message is what follows the
-    last ``<module>.<type>: `` of that traceback.
-    """
-    text = str(error)
-    if not text.startswith(f"Caught {type(error).__name__} in DataLoader worker process"):
-        return error
-    marker = f"{type(error).__module__}.{type(error).__qualname__}: "
-    _, found, message = text.rpartition(marker)
-    return type(error)(message.rstrip("\n")) if found else error
-
-
-def episode_batches(loader: Iterable[dict[str, torch.Tensor]]) -> Iterator[dict[str, torch.Tensor]]:
-    """Iterate a loader's collated episodes; a library error from a worker process arrives with the
-    message it has without workers (see :func:`_unwrapped_worker_error`)."""
-    iterator = iter(loader)
-    while True:
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            return
-        except StsamplerError as error:
-            unwrapped = _unwrapped_worker_error(error)
-            if unwrapped is error:
-                raise
-            raise unwrapped from None
-        yield batch
-
-
-class Substitutions:
-    """How often each requested video was served by another video of its class (it was unreadable).
-
-    A collated batch's ``requested`` int64 ``[B]`` holds the dataset indices the episode asked for and
-    its ``indices`` int64 ``[B]`` the ones decoded; batches without ``requested`` had no substitution.
-    Entries are ``{"requested": "class/video_id", "replacement": "class/video_id", "count": n}``.
-    """
-
-    def __init__(self, entries: Iterable[dict] = ()) -> None:
-        self.counts: Counter[tuple[str, str]] = Counter()
-        for entry in entries:
-            self.counts[(entry["requested"], entry["replacement"])] += int(entry["count"])
-
-    def record(self, batch: dict[str, torch.Tensor], keys: Sequence[str]) -> list[tuple[str, str]]:
-        """Count the substitutions of one collated episode (``keys``: the dataset's ``class/video_id``
-        per index); returns the (requested, replacement) pairs not seen before."""
-        used = batch["indices"].tolist()
-        requested = batch.get("requested", batch["indices"]).tolist()
-        new = []
-        for asked, got in zip(requested, used, strict=True):
-            if asked != got:
-                pair = (keys[asked], keys[got])
-                if pair not in self.counts:
-                    new.append(pair)
-                self.counts[pair] += 1
-        return new
-
-    def update(self, other: Substitutions) -> None:
-        """Add ``other``'s counts to these."""
-        self.counts.update(other.counts)
-
-    @property
-    def total(self) -> int:
-        """The number of substituted videos over all episodes recorded."""
-        return sum(self.counts.values())
-
-    def to_list(self) -> list[dict]:
-        """The JSON-ready entries, sorted by requested video."""
-        return [{"requested": r, "replacement": u, "count": n} for (r, u), n in sorted(self.counts.items())]
-
-
-def substitution_warning(count: int, where: str) -> str | None:
-    """One line telling the user that ``count`` videos were replaced (None when there were none)."""
-    if not count:
-        return None
-    return (
-        f"warning: {count} time(s) an unreadable video was replaced by another video of its class; "
-        f"each is listed under 'substitutions' in {where}; run `stsampler splits check` to find the broken files"
-    )
 
 
 @dataclass
@@ -211,8 +41,9 @@ class EvalResult:
         per_episode: each episode's accuracy in [0, 1], in episode-list order.
         num_episodes: n.
         episodes_per_s, videos_per_s: throughput of the whole evaluation (all ranks together).
-        substitutions: videos the dataset replaced by another of their class (:class:`Substitutions`
-            entries); num_substitutions: their total count.
+        substitutions: videos the dataset replaced by another of their class
+            (:class:`~stsampler.engine.substitutions.Substitutions` entries); num_substitutions: their
+            total count.
     """
 
     accuracy: float

@@ -19,8 +19,9 @@ import logging
 import math
 import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -44,16 +45,9 @@ from stsampler.engine.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from stsampler.engine.evaluate import (
-    Substitutions,
-    autocast,
-    episode_batches,
-    episode_loader,
-    evaluate,
-    make_episodes,
-    prepare_batch,
-    resolve_amp,
-)
+from stsampler.engine.evaluate import evaluate, make_episodes
+from stsampler.engine.runtime import autocast, episode_batches, episode_loader, prepare_batch, resolve_amp
+from stsampler.engine.substitutions import Substitutions, pairs_text
 from stsampler.errors import CheckpointError, ConfigError
 from stsampler.io import atomic_write_json, check_writable
 from stsampler.models.recognizer import FewShotRecognizer
@@ -188,6 +182,30 @@ def _attach_log_file(path: Path) -> logging.Handler:
     logging.getLogger("stsampler").addHandler(handler)
     logging.getLogger("stsampler").setLevel(logging.INFO)
     return handler
+
+
+@dataclass
+class _Session:
+    """What one call of :meth:`_Trainer.run` keeps between its steps.
+
+    Attributes:
+        batches: the collated training episodes, in order (:func:`~stsampler.engine.runtime.episode_batches`).
+        bar: the progress bar, in episodes.
+        writer: the TensorBoard ``SummaryWriter`` (rank 0; None on the other ranks).
+        start_time, start_episodes: the clock and the episode count when the call began.
+        running: float ``[4]`` on the device, the sums of loss, ce, aux and accuracy since the last log line.
+        since_log: the steps those sums cover.
+        logged: the last logged statistics (empty before the first log line).
+    """
+
+    batches: Iterator[dict[str, torch.Tensor]]
+    bar: tqdm
+    writer: Any
+    start_time: float
+    start_episodes: int
+    running: torch.Tensor
+    since_log: int = 0
+    logged: dict[str, float] = field(default_factory=dict)
 
 
 class _Trainer:
@@ -334,7 +352,7 @@ class _Trainer:
         if result.num_substitutions:
             self.substitutions["val"].update(Substitutions(result.substitutions))
             log.warning("val after %d episodes: %d unreadable video(s) replaced: %s", self.episodes_done,
-                        result.num_substitutions, _pairs_text(result.substitutions))
+                        result.num_substitutions, pairs_text(result.substitutions))
         self.history.append(entry)
         log.info("val after %d episodes: %.2f +- %.2f%%", self.episodes_done, result.accuracy, result.ci95)
         if self._selector_untrained():
@@ -359,13 +377,31 @@ class _Trainer:
         return {"train": train_subs.to_list(), "val": self.substitutions["val"].to_list()}
 
     def run(self, max_steps: int | None) -> dict:
-        tcfg = self.cfg.train
+        """Train to the last step, or for ``max_steps`` steps of this call (then save ``last.pt`` to
+        resume from); write ``results.json`` and return the results."""
+        session = self._open_session()
+        first_step = self.step
+        while self.step < self.total_steps and (max_steps is None or self.step - first_step < max_steps):
+            before = self.episodes_done
+            self._optimizer_step(session)
+            self._log_if_due(session)
+            self._validate_if_due(before, session)
+            self._checkpoint_if_due(before)
+        stopped = self.step < self.total_steps
+        if stopped:
+            self._checkpoint(LAST, full=True)
+        return self._finish(session, stopped)
+
+    def _open_session(self) -> _Session:
+        """Start this call's TensorBoard writer (rank 0), episode loader and progress bar; restore
+        the random state of a resumed run and put the model in training mode."""
         main = distributed.is_main()
         writer = None
         if main:
             from torch.utils.tensorboard import SummaryWriter  # slow import, rank 0 only
 
             writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step)
+        tcfg = self.cfg.train
         loader = episode_loader(self.train_set, self.sampler, tcfg.shot, self.cfg.data.workers, self.device, tcfg.seed)
         if self.state:
             restore_rng(self.state["rng"], self.model)
@@ -374,61 +410,74 @@ class _Trainer:
             total=self.total_steps * tcfg.tasks_per_batch, initial=self.episodes_done, unit="ep",
             desc=self.cfg.name, disable=not (self.progress and main),
         )
-        start_time, start_episodes = time.perf_counter(), self.episodes_done
-        running = torch.zeros(4, device=self.device)
-        since_log = 0
-        logged: dict[str, float] = {}
-        stopped = False
-        iterator = episode_batches(loader)
-        first_step = self.step
-        while self.step < self.total_steps:
-            if max_steps is not None and self.step - first_step >= max_steps:
-                stopped = True
-                break
-            _set_sampler_schedules(self.model, self.cfg, self.episodes_done)
-            batches = [next(iterator) for _ in range(self.per_rank)]
-            self._record_substitutions(batches)
-            stats = train_step(
-                self.net, self.optimizer, batches, tcfg.way, tcfg.shot, self.device, self.amp, self.scaler,
-                tcfg.clip_grad,
-            )
-            self.scheduler.step()
-            before = self.episodes_done
-            self.step += 1
-            self.episodes_done += tcfg.tasks_per_batch
-            running += torch.stack([stats["loss"], stats["ce"], stats["aux"], stats["accuracy"]])
-            since_log += 1
-            bar.update(tcfg.tasks_per_batch)
-            if self.step % tcfg.log_every == 0 or self.step == self.total_steps:
-                means = distributed.all_reduce_mean(running / since_log).tolist()
-                logged = dict(zip(("loss", "ce", "aux", "accuracy"), means, strict=True))
-                logged["lr"] = self.optimizer.param_groups[0]["lr"]
-                if isinstance(self.model.sampler, STSampler):
-                    logged["sigma"] = self.model.sampler.sigma
-                logged["episodes_per_s"] = (self.episodes_done - start_episodes) / (time.perf_counter() - start_time)
-                running.zero_()
-                since_log = 0
-                self.train_history.append({"episodes": self.episodes_done, **logged})
-                if main:
-                    bar.set_postfix(loss=f"{logged['loss']:.3f}", acc=f"{logged['accuracy']:.3f}")
-                    log.info("step %d episodes %d %s", self.step, self.episodes_done,
-                             " ".join(f"{k}={v:.4g}" for k, v in logged.items()))
-                    for key, value in logged.items():
-                        writer.add_scalar(f"train/{key}", value, self.episodes_done)
-            finished = self.step == self.total_steps
-            if self.val_episodes and (_crossed(before, self.episodes_done, tcfg.val_every) or finished):
-                entry = self._validate()
-                self.model.train()
-                if writer is not None:
-                    writer.add_scalar("val/accuracy", entry["accuracy"], self.episodes_done)
-            if _crossed(before, self.episodes_done, tcfg.ckpt_every) or finished:
-                self._checkpoint(LAST, full=True)
-        if stopped:
+        return _Session(
+            batches=episode_batches(loader), bar=bar, writer=writer, start_time=time.perf_counter(),
+            start_episodes=self.episodes_done, running=torch.zeros(4, device=self.device),
+        )
+
+    def _optimizer_step(self, session: _Session) -> None:
+        """One optimiser step over this rank's next episodes; its statistics join ``session.running``."""
+        tcfg = self.cfg.train
+        _set_sampler_schedules(self.model, self.cfg, self.episodes_done)
+        batches = [next(session.batches) for _ in range(self.per_rank)]
+        self._record_substitutions(batches)
+        stats = train_step(
+            self.net, self.optimizer, batches, tcfg.way, tcfg.shot, self.device, self.amp, self.scaler,
+            tcfg.clip_grad,
+        )
+        self.scheduler.step()
+        self.step += 1
+        self.episodes_done += tcfg.tasks_per_batch
+        session.running += torch.stack([stats["loss"], stats["ce"], stats["aux"], stats["accuracy"]])
+        session.since_log += 1
+        session.bar.update(tcfg.tasks_per_batch)
+
+    def _log_if_due(self, session: _Session) -> None:
+        """Every ``train.log_every`` steps and after the last: the statistics since the previous log
+        line, averaged over steps and ranks, go to the history, the log, the bar and TensorBoard."""
+        if self.step % self.cfg.train.log_every and self.step != self.total_steps:
+            return
+        means = distributed.all_reduce_mean(session.running / session.since_log).tolist()
+        logged = dict(zip(("loss", "ce", "aux", "accuracy"), means, strict=True))
+        logged["lr"] = self.optimizer.param_groups[0]["lr"]
+        if isinstance(self.model.sampler, STSampler):
+            logged["sigma"] = self.model.sampler.sigma
+        logged["episodes_per_s"] = (self.episodes_done - session.start_episodes) / (
+            time.perf_counter() - session.start_time
+        )
+        session.running.zero_()
+        session.since_log = 0
+        session.logged = logged
+        self.train_history.append({"episodes": self.episodes_done, **logged})
+        if distributed.is_main():
+            session.bar.set_postfix(loss=f"{logged['loss']:.3f}", acc=f"{logged['accuracy']:.3f}")
+            log.info("step %d episodes %d %s", self.step, self.episodes_done,
+                     " ".join(f"{k}={v:.4g}" for k, v in logged.items()))
+            for key, value in logged.items():
+                session.writer.add_scalar(f"train/{key}", value, self.episodes_done)
+
+    def _validate_if_due(self, before: int, session: _Session) -> None:
+        """Validate when the step crossed a multiple of ``train.val_every`` episodes (``before``: the
+        count before it) or was the last, then return the model to training mode."""
+        due = _crossed(before, self.episodes_done, self.cfg.train.val_every) or self.step == self.total_steps
+        if not (self.val_episodes and due):
+            return
+        entry = self._validate()
+        self.model.train()
+        if session.writer is not None:
+            session.writer.add_scalar("val/accuracy", entry["accuracy"], self.episodes_done)
+
+    def _checkpoint_if_due(self, before: int) -> None:
+        """Save ``last.pt`` when the step crossed a multiple of ``train.ckpt_every`` episodes or was the last."""
+        if _crossed(before, self.episodes_done, self.cfg.train.ckpt_every) or self.step == self.total_steps:
             self._checkpoint(LAST, full=True)
-        bar.close()
-        if writer is not None:
-            writer.close()
-        elapsed = time.perf_counter() - start_time
+
+    def _finish(self, session: _Session, stopped: bool) -> dict:
+        """Close the bar and the writer; the run's results, written to ``results.json`` by rank 0."""
+        session.bar.close()
+        if session.writer is not None:
+            session.writer.close()
+        elapsed = time.perf_counter() - session.start_time
         substitutions = self._gathered_substitutions()
         results = {
             "name": self.cfg.name,
@@ -438,24 +487,19 @@ class _Trainer:
             "world_size": self.world,
             "device": str(self.device),
             "amp": str(self.amp).removeprefix("torch.") if self.amp is not None else "none",
-            "train": logged,
+            "train": session.logged,
             "train_history": self.train_history,
             "val": self.history,
             "best": self.best,
             "substitutions": substitutions,
             "num_substitutions": sum(e["count"] for entries in substitutions.values() for e in entries),
             "elapsed_s": elapsed,
-            "episodes_per_s": (self.episodes_done - start_episodes) / elapsed if elapsed > 0 else 0.0,
+            "episodes_per_s": (self.episodes_done - session.start_episodes) / elapsed if elapsed > 0 else 0.0,
         }
-        if main:
+        if distributed.is_main():
             atomic_write_json(self.run_dir / "results.json", results)
         distributed.barrier()
         return results
-
-
-def _pairs_text(entries: Sequence[dict]) -> str:
-    """``requested -> replacement`` of :class:`Substitutions` entries, comma-separated."""
-    return ", ".join(f"{e['requested']} -> {e['replacement']}" for e in entries)
 
 
 def train(
