@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
 import shlex
 import time
 from pathlib import Path
 
-import torch
-from _common import cpu_model, markdown_report, write_report
+from _common import available_devices, machine_description, markdown_report, write_report
 
 from stsampler.data.events import best_hit_rate
 from stsampler.data.splits import load_split
@@ -54,12 +53,6 @@ SEEDS = {1: 1, 5: 1}
 RESULTS = Path(__file__).parent / "results" / "synthetic_ablation.md"
 
 
-def machine() -> str:
-    """CPU model; the GPU, else the torch threads; torch and Python versions, on one line."""
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU only, {torch.get_num_threads()} threads"
-    return f"{cpu_model()}; {device}; torch {torch.__version__}; Python {platform.python_version()}"
-
-
 def per_shot(
     parser: argparse.ArgumentParser, flag: str, values: list[int] | None, shots: list[int], defaults: dict[int, int]
 ) -> dict[int, int]:
@@ -71,7 +64,7 @@ def per_shot(
         return {shot: values[0] for shot in shots}
     if len(values) != len(shots):
         parser.error(f"{flag} takes one value or one per shot ({len(shots)}), got {len(values)}")
-    return dict(zip(shots, values))
+    return dict(zip(shots, values, strict=True))
 
 
 def gap_line(summaries: list[VariantSummary], title: str) -> str:
@@ -87,13 +80,15 @@ def gap_line(summaries: list[VariantSummary], title: str) -> str:
 
 def training_minutes(out: Path) -> float:
     """Training wall time of every run under ``out`` in minutes, from their results.json (reused runs included)."""
-    return sum(json.loads(p.read_text()).get("elapsed_s", 0.0) for p in out.glob("*shot/runs/*/seed*/results.json")) / 60
+    results = out.glob("*shot/runs/*/seed*/results.json")
+    return sum(json.loads(p.read_text()).get("elapsed_s", 0.0) for p in results) / 60
 
 
 def command(args: argparse.Namespace) -> str:
     """The command line that regenerates the report, paths as given (relative on a fresh checkout)."""
     words = ["python", "benchmarks/synthetic_ablation.py", "--out", str(args.out), "--shots", *map(str, args.shots)]
-    for flag, values in (("--episodes", args.episodes), ("--eval-episodes", args.eval_episodes), ("--seeds", args.seeds)):
+    budget = (("--episodes", args.episodes), ("--eval-episodes", args.eval_episodes), ("--seeds", args.seeds))
+    for flag, values in budget:
         if values is not None:
             words += [flag, *map(str, values)]
     if args.rows != list(ABLATION):
@@ -115,7 +110,9 @@ def main() -> None:
                         help=f"training seeds per row, one value or one per shot (default: {SEEDS})")
     parser.add_argument("--rows", nargs="+", default=list(ABLATION), choices=list(ABLATION))
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes (0 suits a 2-core CPU)")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="the report (default: benchmarks/results/synthetic_ablation.md)")
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="the report (default: benchmarks/results/synthetic_ablation.md)"
+    )
     args = parser.parse_args()
     episodes = per_shot(parser, "--episodes", args.episodes, args.shots, TRAIN_EPISODES)
     eval_episodes = per_shot(parser, "--eval-episodes", args.eval_episodes, args.shots, TEST_EPISODES)
@@ -125,6 +122,7 @@ def main() -> None:
     demo = DemoConfig()
     if not (data_dir / "metadata.json").is_file():
         generate_dataset(data_dir, demo.synth(), workers=2)
+    load = os.getloadavg()
     variants = {row: ABLATION[row] for row in args.rows}
     sections = []
     start = time.perf_counter()
@@ -153,7 +151,9 @@ def main() -> None:
         "inside the event (each test video once): the temporal hit rate a learned selector can reach; the oracle "
         "takes its frames from the event itself.\n\n" + "\n".join(sections)
     )
-    write_report(args.results, markdown_report("Synthetic ablation", f"Machine: {machine()}", body))
+    machine = machine_description(available_devices(), load=load)
+    argv = shlex.split(command(args))[1:]  # without "python"
+    write_report(args.results, markdown_report("Synthetic ablation", machine, body, argv=argv))
 
 
 if __name__ == "__main__":
