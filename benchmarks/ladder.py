@@ -123,7 +123,8 @@ def event_stats(metadata: dict) -> str:
         full.append(100 * max(areas))
         mean_area.append(100 * statistics.fmean(areas))
     return "\n".join([
-        "| videos | event length (% of frames) | box at full size (% of frame) | box, mean over the event (% of frame) |",
+        "| videos | event length (% of frames) | box at full size (% of frame) "
+        "| box, mean over the event (% of frame) |",
         "|---|---|---|---|",
         f"| {len(lengths)} | {_spread(lengths)} | {_spread(full)} | {_spread(mean_area)} |",
     ])
@@ -158,10 +159,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/ladder"))
     parser.add_argument("--levels", nargs="+", default=list(LEVELS), choices=list(LEVELS))
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per variant (default: %(default)s)")
-    parser.add_argument("--episodes", type=int, default=300, help="fixed 5-way 1-shot test episodes (default: %(default)s)")
+    parser.add_argument(
+        "--episodes", type=int, default=300, help="fixed 5-way 1-shot test episodes (default: %(default)s)"
+    )
     parser.add_argument("--workers", type=int, default=1, help="processes generating videos (default: %(default)s)")
     parser.add_argument("--data-only", action="store_true", help="generate and measure the data; train nothing")
-    parser.add_argument("--results", type=Path, help="report file (default: results/ladder.md, or ladder_data.md with --data-only)")
+    parser.add_argument(
+        "--results", type=Path, help="report file (default: results/ladder.md, or ladder_data.md with --data-only)"
+    )
     args = parser.parse_args()
     sections = [run_level(name, LEVELS[name], args) for name in args.levels]
     machine = machine_description([torch.device("cpu")])

@@ -165,7 +165,11 @@ def phase_table(totals: dict[str, float], step_total: float, episodes: int) -> s
     accounted = sum(value for _, value in rows)
     rows.append(("backward and the rest of the step", step_total - accounted))
     lines = ["| phase | ms per episode | share of the step |", "|---|---|---|"]
-    lines += [f"| {name} | {1000 * value / episodes:.0f} | {100 * value / step_total:.1f}% |" for name, value in rows if value > 0]
+    lines += [
+        f"| {name} | {1000 * value / episodes:.0f} | {100 * value / step_total:.1f}% |"
+        for name, value in rows
+        if value > 0
+    ]
     return "\n".join(lines)
 
 
@@ -218,7 +222,9 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=15, help="operators listed from the profiled step")
     parser.add_argument("--clips", type=int, default=40, help="videos in the decoding comparison")
     parser.add_argument("--threads", type=int, help="torch intra-op threads")
-    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="overrides of the learned-sampler recipe")
+    parser.add_argument(
+        "--set", nargs="+", default=[], metavar="KEY=VALUE", help="overrides of the learned-sampler recipe"
+    )
     parser.add_argument("--note", default="")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "train_profile.md")
     args = parser.parse_args()
@@ -244,8 +250,10 @@ def main() -> None:
     learned_rate = episodes / sum(times)
     uniform_rate = args.uniform_steps * ucfg.train.tasks_per_batch / sum(uniform_times)
     t, s = cfg.train, cfg.sampler
+    recipe_overrides = f" with `{' '.join(args.set)}`" if args.set else ""
     body = (
-        f"Recipe `synthetic/sampler`{' with `' + ' '.join(args.set) + '`' if args.set else ''} (M={cfg.data.num_frames} frames at {cfg.data.resize_short} px, T={s.num_frames}, "
+        f"Recipe `synthetic/sampler`{recipe_overrides} "
+        f"(M={cfg.data.num_frames} frames at {cfg.data.resize_short} px, T={s.num_frames}, "
         f"{t.way}-way {t.shot}-shot, {t.query} queries per class, {t.tasks_per_batch} episodes per step, "
         f"{s.num_samples} top-k samples, data loaded in the main process) on the demo's data "
         f"({demo.classes} classes x {demo.videos_per_class} videos, {demo.video_frames} frames at {demo.size} px); "

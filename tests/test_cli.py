@@ -70,7 +70,8 @@ def test_missing_checkpoint_names_the_path(tmp_path, capsys):
 
 def test_synth_writes_a_dataset(tmp_path, capsys):
     out = tmp_path / "synth"
-    assert main(["synth", str(out), "--classes", "3", "--videos-per-class", "1", "--frames", "8", "--size", "32", "--workers", "1"]) == 0
+    args = ["--classes", "3", "--videos-per-class", "1", "--frames", "8", "--size", "32", "--workers", "1"]
+    assert main(["synth", str(out), *args]) == 0
     assert (out / "metadata.json").is_file()
     assert len(list((out / "videos").rglob("*.mp4"))) == 3
     assert "3 videos" in capsys.readouterr().out

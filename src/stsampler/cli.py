@@ -38,7 +38,8 @@ def _variants(specs: Sequence[Sequence[str]]) -> dict[str, list[str]]:
     for name, *overrides in specs:
         if name in variants or not name or "/" in name or name.startswith(".") or "=" in name:
             raise ConfigError(
-                f"--variant {name!r}: each variant needs its own name (a folder name, no '=' or '/') before its KEY=VALUE overrides"
+                f"--variant {name!r}: each variant needs its own name (a folder name, no '=' or '/') "
+                "before its KEY=VALUE overrides"
             )
         variants[name] = overrides
     return variants
@@ -231,28 +232,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a tiny configuration that runs in seconds")
     p.add_argument(
         "--workers", type=int, default=0,
-        help="data-loading processes; on a 2-core machine decoding in the main process is fastest (default: %(default)s)",
+        help=(
+            "data-loading processes; on a 2-core machine decoding in the main process is fastest "
+            "(default: %(default)s)"
+        ),
     )
-    p.add_argument("--seeds", type=int, default=1, help="training seeds per model; the table gives their spread (default: %(default)s)")
+    p.add_argument(
+        "--seeds", type=int, default=1,
+        help="training seeds per model; the table gives their spread (default: %(default)s)",
+    )
 
     p = add(
         "compare", _cmd_compare,
         "Train variants of a recipe over several seeds, test them on the same episodes, report paired differences.",
     )
     p.add_argument("config", help="a shipped recipe's name (e.g. synthetic/sampler) or a YAML file")
-    p.add_argument("overrides", nargs="*", help="key=value overrides of every variant (give them before the first --variant)")
+    p.add_argument(
+        "overrides", nargs="*", help="key=value overrides of every variant (give them before the first --variant)"
+    )
     p.add_argument(
         "--variant", nargs="+", action="append", required=True, metavar=("NAME", "KEY=VALUE"),
-        help="a variant: its name, then its key=value overrides; repeat for each variant (the first is the baseline)",
+        help=(
+            "a variant: its name, then its key=value overrides; repeat for each variant "
+            "(the first is the baseline)"
+        ),
     )
-    p.add_argument("--seeds", type=int, default=1, help="training seeds per variant, train.seed 0..S-1 (default: %(default)s)")
+    p.add_argument(
+        "--seeds", type=int, default=1, help="training seeds per variant, train.seed 0..S-1 (default: %(default)s)"
+    )
     p.add_argument("--episodes", type=int, help="fixed test episodes (default: the recipe's eval.episodes)")
     p.add_argument("--out", required=True, help="output folder: runs, compare.md, compare.json, report.html")
-    p.add_argument("--pictures", type=int, default=3, help="test videos drawn per learned sampler (default: %(default)s)")
+    p.add_argument(
+        "--pictures", type=int, default=3, help="test videos drawn per learned sampler (default: %(default)s)"
+    )
 
     p = add("report", _cmd_report, "Rebuild a comparison's report.html from its finished runs (no training).")
     p.add_argument("dir", help="the --out folder of `stsampler compare`")
-    p.add_argument("--pictures", type=int, default=3, help="test videos drawn per learned sampler (default: %(default)s)")
+    p.add_argument(
+        "--pictures", type=int, default=3, help="test videos drawn per learned sampler (default: %(default)s)"
+    )
 
     p = add("synth", _cmd_synth, "Write a synthetic action dataset (H.264 mp4, split lists, metadata).")
     p.add_argument("out", help="output folder")
@@ -308,7 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("configs", _cmd_configs, "List the recipes shipped with stsampler, one line each.")
 
     p = add("train", _cmd_train, "Episodic training from a YAML recipe (torchrun for several GPUs).")
-    p.add_argument("config", help="a shipped recipe's name (e.g. ucf101/protonet_sampler, see `stsampler configs`) or a YAML file")
+    p.add_argument(
+        "config",
+        help="a shipped recipe's name (e.g. ucf101/protonet_sampler, see `stsampler configs`) or a YAML file",
+    )
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.shot=5 sampler.kind=uniform")
     p.add_argument("--run-dir", help="output folder (default: runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
@@ -319,7 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--episodes", type=int, help="episodes to draw (default: the run's eval.episodes)")
     p.add_argument("--way", type=int, help="N classes per episode (default: the run's eval.way, else train.way)")
-    p.add_argument("--shot", type=int, help="K support videos per class (default: the run's eval.shot, else train.shot)")
+    p.add_argument(
+        "--shot", type=int, help="K support videos per class (default: the run's eval.shot, else train.shot)"
+    )
     p.add_argument("--query", type=int, help="query videos per class (default: the run's eval.query)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--episodes-file", help="JSON list of episodes: reused if present, written if not")

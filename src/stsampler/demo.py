@@ -30,7 +30,9 @@ VARIANTS = {
     "sampler": [],
 }
 #: Recipe keys counted in training episodes, scaled with ``DemoConfig.episodes``.
-_SCHEDULE_KEYS = ("train.warmup", "train.val_every", "train.ckpt_every", "sampler.sigma_every", "sampler.selector_warmup")
+_SCHEDULE_KEYS = (
+    "train.warmup", "train.val_every", "train.ckpt_every", "sampler.sigma_every", "sampler.selector_warmup",
+)
 
 
 @dataclass

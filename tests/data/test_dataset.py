@@ -220,7 +220,9 @@ def test_training_cache_decodes_each_video_once_and_serves_identical_clips(tiny_
     plain = _dataset(tiny_split.items, train=True)
     decodes = []
     real_read = clip_cache.read_frames
-    monkeypatch.setattr(clip_cache, "read_frames", lambda path, *a, **k: decodes.append(path) or real_read(path, *a, **k))
+    monkeypatch.setattr(
+        clip_cache, "read_frames", lambda path, *a, **k: decodes.append(path) or real_read(path, *a, **k)
+    )
     for draw in (1, 2, 3):  # random segment frames, crops and flips differ per draw
         a, b = cached[(0, draw)], plain[(0, draw)]
         assert torch.equal(a["frames"], b["frames"]) and torch.equal(a["frame_indices"], b["frame_indices"])

@@ -22,7 +22,9 @@ from stsampler.data.synthetic import (
 )
 from stsampler.errors import DatasetError
 
-CONFIG = SynthConfig(num_classes=3, videos_per_class=2, num_frames=24, fps=8, height=48, width=64, distractors=2, seed=5)
+CONFIG = SynthConfig(
+    num_classes=3, videos_per_class=2, num_frames=24, fps=8, height=48, width=64, distractors=2, seed=5
+)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +58,7 @@ def test_layout_and_class_disjoint_splits(dataset):
 
 def test_metadata_is_consistent(dataset):
     meta = load_metadata(dataset)
-    for key, video in meta["videos"].items():
+    for video in meta["videos"].values():
         t, h, w = video["num_frames"], video["height"], video["width"]
         start, end = video["event_start"], video["event_end"]
         assert 0 <= start < end <= t
@@ -76,7 +78,7 @@ def test_event_is_in_the_decoded_pixels(dataset, decode_all):
         decoded = decode_all(dataset / "videos" / f"{key}.mp4").astype(np.float32)
         assert decoded.shape == (CONFIG.num_frames, CONFIG.height, CONFIG.width, 3)
         start, end = video["event_start"], video["event_end"]
-        for frame, (x0, y0, x1, y1) in zip(range(start, end), video["boxes"]):
+        for frame, (x0, y0, x1, y1) in zip(range(start, end), video["boxes"], strict=True):
             inside = np.abs(decoded[frame, y0:y1, x0:x1] - without[frame, y0:y1, x0:x1]).mean()
             assert inside > 20, f"{key} frame {frame}: the event barely changes its box"
         outside = [f for f in range(CONFIG.num_frames) if not start <= f < end]
@@ -91,7 +93,9 @@ def test_same_seed_same_output(dataset, tmp_path):
         b = (again / "videos" / f"{key}.mp4").read_bytes()
         assert hashlib.sha256(a).digest() == hashlib.sha256(b).digest()
     other = SynthConfig(**{**CONFIG.__dict__, "seed": 6})
-    assert not np.array_equal(render_clip(sample_clip(other, 0, 0), other), render_clip(sample_clip(CONFIG, 0, 0), CONFIG))
+    assert not np.array_equal(
+        render_clip(sample_clip(other, 0, 0), other), render_clip(sample_clip(CONFIG, 0, 0), CONFIG)
+    )
 
 
 def test_bad_config():

@@ -14,7 +14,13 @@ from stsampler.demo import DemoConfig
 from stsampler.engine import compare as compare_module
 from stsampler.engine.checkpoint import BEST, CHECKPOINT_DIR
 from stsampler.engine.compare import (
-    TEST_RESULT, VariantResult, _inputs_key, _result_key, _saved_test_result, train_variant, variant_config,
+    TEST_RESULT,
+    VariantResult,
+    _inputs_key,
+    _result_key,
+    _saved_test_result,
+    train_variant,
+    variant_config,
 )
 from stsampler.errors import ConfigError
 from stsampler.io import atomic_write_json
@@ -60,10 +66,8 @@ def test_compare_writes_table_json_and_page(compared, capsys) -> None:
         assert (variant["accuracy_min"], variant["accuracy_max"]) == (min(accuracies), max(accuracies))
     base, learned = doc["variants"]
     assert base["difference"] is None
-    expected = [
-        100 * ((b0 + b1) - (a0 + a1)) / 2
-        for a0, a1, b0, b1 in zip(*(r["per_episode"] for r in base["runs"]), *(r["per_episode"] for r in learned["runs"]))
-    ]
+    columns = [r["per_episode"] for r in base["runs"]] + [r["per_episode"] for r in learned["runs"]]
+    expected = [100 * ((b0 + b1) - (a0 + a1)) / 2 for a0, a1, b0, b1 in zip(*columns, strict=True)]
     assert learned["difference"]["per_episode"] == pytest.approx(expected)
     assert not Path(doc["episodes_file"]).is_absolute() and (out / doc["episodes_file"]).is_file()
     assert doc["command"].startswith("stsampler compare ") and "--seeds 2 --episodes 4" in doc["command"]

@@ -60,13 +60,16 @@ def finished_comparison(tmp_path: Path, tiny_config) -> Path:
             run_dir = out / "runs" / name / f"seed{seed}"
             save_config(tiny_config(), run_dir / "config.yaml")
             history = [{"episodes": e, "loss": 1.5 - e / 10} for e in (2, 4, 6)]
-            atomic_write_json(run_dir / "results.json", {"train_history": history, "val": [{"episodes": 6, "accuracy": 40.0}]})
+            atomic_write_json(
+                run_dir / "results.json", {"train_history": history, "val": [{"episodes": 6, "accuracy": 40.0}]}
+            )
             accuracy = 100 * sum(accuracies) / len(accuracies)
             results.append(VariantResult(name, accuracy, 12.3, None, None, 5.0, str(run_dir), accuracies,
                                          {"c0": accuracy, "c1": 100 - accuracy}))
         summaries.append(summarise(name, [], results, summaries[0].runs if summaries else None))
     (out / "episodes.json").write_text("{}")
-    write_comparison(summaries, out, out / "episodes.json", "stsampler compare tiny.yaml --variant a --variant b", "tiny")
+    command = "stsampler compare tiny.yaml --variant a --variant b"
+    write_comparison(summaries, out, out / "episodes.json", command, "tiny")
     return out
 
 
@@ -78,19 +81,19 @@ def test_the_page_table_equals_compare_json(tmp_path, tiny_config) -> None:
     doc = json.loads((out / "compare.json").read_text())
     header, *rows = parser.rows
     assert header == doc["table"]["header"] and len(rows) == 2
-    for row, variant in zip(rows, doc["variants"]):
-        cells = dict(zip(header, row))
+    for row, variant in zip(rows, doc["variants"], strict=True):
+        cells = dict(zip(header, row, strict=True))
         assert cells["variant"] == variant["name"]
         assert float(cells["accuracy (%)"]) == round(variant["accuracy"], 1)
         assert cells["seed min-max"] == f"{variant['accuracy_min']:.1f}-{variant['accuracy_max']:.1f}"
         assert float(cells["95% CI"].removeprefix("+-")) == round(variant["ci95"], 1)
-    b = dict(zip(header, rows[1]))
+    b = dict(zip(header, rows[1], strict=True))
     diff = doc["variants"][1]["difference"]
     assert diff["mean"] == pytest.approx(31.25)  # seed means per episode: A .25 1 .5 .25, B .75 1 .75 .75
     assert float(b["paired difference (points)"]) == round(diff["mean"], 1)
     assert float(b["difference 95% CI"].removeprefix("+-")) == round(diff["ci95"], 1)
     assert float(b["p-value"]) == pytest.approx(diff["p_value"], rel=1e-2)
-    assert dict(zip(header, rows[0]))["paired difference (points)"] == "baseline"
+    assert dict(zip(header, rows[0], strict=True))["paired difference (points)"] == "baseline"
 
 
 def test_the_page_is_self_contained(tmp_path, tiny_config) -> None:

@@ -39,10 +39,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from stsampler.data.clip_cache import ByteBudgetLRU, DecodedVideoCache
 from stsampler.data.indices import segment_indices
 from stsampler.data.splits import VideoItem
 from stsampler.data.transforms import ClipTransform
-from stsampler.data.clip_cache import ByteBudgetLRU, DecodedVideoCache
 from stsampler.data.video import check_path, probe_video
 from stsampler.errors import DatasetError, VideoReadError
 

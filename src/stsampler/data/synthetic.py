@@ -5,8 +5,8 @@ only for a short span (by default 10-20 % of the frames, at a random time) and c
 of the frame (at most ``event_area`` of it, or a range from ``event_area_min``), at a random
 place. Everything else carries no class information: a drifting smooth random texture seen through
 a panning camera, and distractor objects that move during the whole video with shapes (ring, bar)
-and colours (cyan, magenta, white) that no class uses. Frames sampled uniformly miss much of the event; this is the data a
-learned frame sampler is for.
+and colours (cyan, magenta, white) that no class uses. Frames sampled uniformly miss much of the
+event; this is the data a learned frame sampler is for.
 
 Classes combine 4 shapes x 4 colours x 4 motions (64 distinct classes at most); class ``c`` is
 chosen so that the first classes differ in every attribute.
@@ -27,6 +27,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
 import av
 import numpy as np
 from tqdm import tqdm
@@ -202,7 +203,9 @@ def sample_clip(config: SynthConfig, class_index: int, video_index: int) -> Clip
     background = {
         "base": rng.uniform(70, 150, size=3).tolist(),
         "amp": rng.uniform(8, 22, size=(_BACKGROUND_WAVES, 3)).tolist(),
-        "freq": (rng.uniform(0.04, 0.35, size=(_BACKGROUND_WAVES, 2)) * rng.choice([-1, 1], size=(_BACKGROUND_WAVES, 2))).tolist(),
+        "freq": (
+            rng.uniform(0.04, 0.35, size=(_BACKGROUND_WAVES, 2)) * rng.choice([-1, 1], size=(_BACKGROUND_WAVES, 2))
+        ).tolist(),
         "phase": rng.uniform(0, 2 * np.pi, size=_BACKGROUND_WAVES).tolist(),
         "drift": rng.uniform(-0.3, 0.3, size=_BACKGROUND_WAVES).tolist(),
         "pan": (rng.uniform(-1.0, 1.0, size=2)).tolist(),
@@ -217,7 +220,9 @@ def sample_clip(config: SynthConfig, class_index: int, video_index: int) -> Clip
         }
         for _ in range(config.distractors)
     )
-    return ClipSpec(class_index, start, start + length, centre, size, float(rng.uniform(0.85, 1.0)), background, distractors)
+    return ClipSpec(
+        class_index, start, start + length, centre, size, float(rng.uniform(0.85, 1.0)), background, distractors
+    )
 
 
 def _shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:

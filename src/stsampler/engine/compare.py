@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Sequence
 
 from stsampler.config import Config, apply_overrides, config_from_dict, config_to_dict, load_saved_config
-from stsampler.data.synthetic import load_metadata
 from stsampler.data.episodes import load_episodes, save_episodes
+from stsampler.data.synthetic import load_metadata
 from stsampler.engine import distributed
 from stsampler.engine.builder import build_dataset
 from stsampler.engine.checkpoint import CHECKPOINT_DIR, LAST, load_model, recipe_diff, resolve_checkpoint
@@ -303,7 +303,9 @@ def compare(
     summaries: list[VariantSummary] = []
     for name, overrides in variants.items():
         runs = [
-            tested_variant(configs[name, seed], run_folder(out_dir, name, seed), episodes, inputs, shot, metadata, progress)
+            tested_variant(
+                configs[name, seed], run_folder(out_dir, name, seed), episodes, inputs, shot, metadata, progress
+            )
             for seed in range(seeds)
         ]
         summaries.append(summarise(name, overrides, runs, summaries[0].runs if summaries else None))
@@ -354,7 +356,9 @@ def comparison_json(
     variants = []
     for s in summaries:
         row = {k: v for k, v in asdict(s).items() if k != "runs"}
-        row["runs"] = [{**asdict(r), "seed": seed, "run_dir": _relative(r.run_dir, out_dir)} for seed, r in enumerate(s.runs)]
+        row["runs"] = [
+            {**asdict(r), "seed": seed, "run_dir": _relative(r.run_dir, out_dir)} for seed, r in enumerate(s.runs)
+        ]
         variants.append(row)
     return {
         "title": title,
@@ -363,7 +367,10 @@ def comparison_json(
         "episodes": len(summaries[0].runs[0].per_episode),
         "episodes_file": _relative(episodes_path, out_dir),
         "baseline": summaries[0].name,
-        "test": "paired difference per episode (mean over seeds of B minus of A); normal approximation of the paired t-test",
+        "test": (
+            "paired difference per episode (mean over seeds of B minus of A); "
+            "normal approximation of the paired t-test"
+        ),
         "table": {"header": list(TABLE_HEADER), "rows": [list(r) for r in table_rows(summaries)]},
         "variants": variants,
     }

@@ -23,11 +23,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from stsampler.config import Config, load_config  # noqa: E402
 from stsampler.data.episodes import load_episodes  # noqa: E402
 from stsampler.engine.builder import build_dataset  # noqa: E402
-from stsampler.config import Config, load_config  # noqa: E402
 from stsampler.engine.compare import (  # noqa: E402
-    COMPARE_JSON, VariantSummary, compare, default_title, episodes_file, format_table, synthetic_metadata, write_comparison,
+    COMPARE_JSON,
+    VariantSummary,
+    compare,
+    default_title,
+    episodes_file,
+    format_table,
+    synthetic_metadata,
+    write_comparison,
 )
 from stsampler.engine.stats import seed_mean_per_episode  # noqa: E402
 from stsampler.errors import ConfigError  # noqa: E402
@@ -66,7 +73,8 @@ def _png(fig: Figure) -> str:
 
 def _png_file(path: Path) -> str:
     """An ``<img>`` tag holding the PNG file at ``path``."""
-    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
 
 
 def table_html(comparison: dict) -> str:
@@ -97,7 +105,7 @@ def difference_figure(variants: Sequence[dict]) -> Figure:
     """Histogram of the per-episode paired differences of each variant against the first."""
     others = [v for v in variants if v["difference"] is not None]
     fig, axes = plt.subplots(1, len(others), figsize=(3.6 * len(others), 2.8), squeeze=False)
-    for ax, v in zip(axes[0], others):
+    for ax, v in zip(axes[0], others, strict=True):
         diff = v["difference"]
         ax.hist(diff["per_episode"], bins=21, color="tab:blue")
         ax.axvline(0.0, color="black", linewidth=0.8)
@@ -122,7 +130,8 @@ def learning_curves_figure(variants: Sequence[dict], out_dir: Path) -> Figure:
             loss_ax.plot([h["episodes"] for h in train], [h["loss"] for h in train], ".-", color=color, alpha=0.7,
                          label=label)
             val = results.get("val", [])
-            val_ax.plot([h["episodes"] for h in val], [h["accuracy"] for h in val], "o-", color=color, alpha=0.7, label=label)
+            val_ax.plot([h["episodes"] for h in val], [h["accuracy"] for h in val], "o-", color=color, alpha=0.7,
+                        label=label)
     loss_ax.set(xlabel="training episodes", ylabel="training loss")
     val_ax.set(xlabel="training episodes", ylabel="validation accuracy (%)")
     val_ax.legend(fontsize=7)
@@ -132,7 +141,7 @@ def learning_curves_figure(variants: Sequence[dict], out_dir: Path) -> Figure:
 def disagreement_order(variants: Sequence[dict]) -> list[int]:
     """Test episode indices, most disagreed on first: the range over variants of the seed-averaged accuracy."""
     means = [seed_mean_per_episode([r["per_episode"] for r in v["runs"]]) for v in variants]
-    spread = [max(values) - min(values) for values in zip(*means)]
+    spread = [max(values) - min(values) for values in zip(*means, strict=True)]
     return sorted(range(len(spread)), key=lambda i: -spread[i])
 
 

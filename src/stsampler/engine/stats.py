@@ -36,7 +36,7 @@ def seed_mean_per_episode(runs: Sequence[Sequence[float]]) -> list[float]:
     lengths = {len(r) for r in runs}
     if len(lengths) != 1 or not runs:
         raise ValueError(f"every run needs the same number of episodes, got lengths {sorted(lengths)}")
-    return [statistics.fmean(values) for values in zip(*runs)]
+    return [statistics.fmean(values) for values in zip(*runs, strict=True)]
 
 
 @dataclass
@@ -66,7 +66,7 @@ def paired_difference(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]
     mean_a, mean_b = seed_mean_per_episode(a), seed_mean_per_episode(b)
     if len(mean_a) != len(mean_b):
         raise ValueError(f"the variants were tested on different episode counts ({len(mean_a)}, {len(mean_b)})")
-    diffs = [y - x for x, y in zip(mean_a, mean_b)]
+    diffs = [y - x for x, y in zip(mean_a, mean_b, strict=True)]
     n = len(diffs)
     mean = statistics.fmean(diffs)
     sd = statistics.stdev(diffs) if n > 1 else 0.0
