@@ -323,6 +323,11 @@ TABLE_HEADER = (
 )
 
 
+def _p_value_cell(p: float) -> str:
+    """A p-value for the table; below 1e-6 only the bound, which is all a normal approximation supports."""
+    return "<1e-6" if p < 1e-6 else f"{p:.3g}"
+
+
 def table_rows(summaries: Sequence[VariantSummary]) -> list[tuple[str, ...]]:
     """The cells of the comparison table, one tuple per variant (:data:`TABLE_HEADER` order)."""
     rows = []
@@ -330,7 +335,7 @@ def table_rows(summaries: Sequence[VariantSummary]) -> list[tuple[str, ...]]:
         hit, mag = event_cells(s.hit_rate, s.magnification)
         spread = f"{s.accuracy_min:.1f}-{s.accuracy_max:.1f}" if len(s.runs) > 1 else "-"
         d = s.difference
-        diff = ("baseline", "-", "-") if d is None else (f"{d.mean:+.1f}", f"+-{d.ci95:.1f}", f"{d.p_value:.3g}")
+        diff = ("baseline", "-", "-") if d is None else (f"{d.mean:+.1f}", f"+-{d.ci95:.1f}", _p_value_cell(d.p_value))
         rows.append((s.name, f"{s.accuracy:.1f}", spread, f"+-{s.ci95:.1f}", hit, mag, *diff))
     return rows
 
