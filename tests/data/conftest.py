@@ -19,10 +19,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
-
-av = pytest.importorskip("av")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

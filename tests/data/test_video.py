@@ -5,6 +5,7 @@ import dataclasses
 import shutil
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -19,8 +20,6 @@ from stsampler.data.video import (
     read_frames,
 )
 from stsampler.errors import VideoReadError
-
-av = pytest.importorskip("av")
 
 SCATTERED = [5, 40, 7, 7, 47, 0, 13, 12, 11, 30, 2]
 DENSE = list(range(10, 26))

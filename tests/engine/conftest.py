@@ -39,7 +39,7 @@ def _tiny_config(root: Path, **sections: dict) -> Config:
     return config_from_dict(values)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_config(synth_root: Path) -> Callable[..., Config]:
     """``tiny_config(**sections)``: a CPU-sized config over the synthetic set (3-way 1-shot, smallcnn,
     uniform sampler, no validation), each keyword a section whose keys replace the defaults."""

@@ -41,12 +41,10 @@ def compare_argv(recipe: Path, out: Path, *extra: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def compared(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+def compared(tiny_config, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     """A finished ``stsampler compare`` folder and the arguments that made it."""
-    from conftest import _tiny_config
-
     tmp = tmp_path_factory.mktemp("compare")
-    recipe = save_config(_tiny_config(synth_root), tmp / "tiny.yaml")
+    recipe = save_config(tiny_config(), tmp / "tiny.yaml")
     argv = compare_argv(recipe, tmp / "out")
     assert main(argv) == 0
     return tmp / "out", argv
@@ -108,15 +106,13 @@ def test_another_number_of_test_episodes_is_refused_for_a_saved_list(compared, m
 
 @pytest.mark.parametrize("bad", ["sampler.knd=uniform", "train.lr=fast"])
 def test_a_bad_variant_key_or_value_is_refused_before_anything_trains(
-    synth_root, tmp_path, monkeypatch, capsys, bad
+    tiny_config, tmp_path, monkeypatch, capsys, bad
 ) -> None:
-    from conftest import _tiny_config
-
     def refuse(*args, **kwargs):
         raise AssertionError("trained before every variant was checked")
 
     monkeypatch.setattr(compare_module, "train", refuse)
-    recipe = save_config(_tiny_config(synth_root), tmp_path / "tiny.yaml")
+    recipe = save_config(tiny_config(), tmp_path / "tiny.yaml")
     argv = ["compare", str(recipe), "--variant", "a", "--variant", "b", bad, "--out", str(tmp_path / "out")]
     assert main(argv) == 2
     error = capsys.readouterr().err

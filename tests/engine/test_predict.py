@@ -17,6 +17,7 @@ from PIL import Image
 
 from stsampler.config import config_from_dict
 from stsampler.engine import predict as predict_module
+from stsampler.engine import train
 from stsampler.engine.builder import build_model
 from stsampler.engine.predict import Prediction, Predictor, write_predictions
 from stsampler.errors import DatasetError, StsamplerError, VideoReadError
@@ -201,15 +202,6 @@ def test_damaged_cache_is_recomputed(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ end to end
 
 
-def _train_module():
-    """engine.train, or a skip naming the missing piece (it needs data.dataset for its loader)."""
-    try:
-        from stsampler.engine import train
-    except ImportError as exc:
-        pytest.skip(f"end-to-end prediction needs engine.train, which cannot be imported yet: {exc}")
-    return train
-
-
 @pytest.mark.slow
 def test_predict_recovers_trained_actions(tiny_config, synth_root: Path, tmp_path: Path) -> None:
     """Train briefly on the synthetic training classes, then label held-out clips of those classes
@@ -220,7 +212,6 @@ def test_predict_recovers_trained_actions(tiny_config, synth_root: Path, tmp_pat
     """
     from stsampler.data.splits import SPLIT_FILES, read_split_list
 
-    train = _train_module()
     cfg = tiny_config(
         sampler={"kind": "learned", "saliency": "code", "num_samples": 8},
         train={"episodes": 8, "tasks_per_batch": 4, "log_every": 4},
