@@ -3,25 +3,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import pytest
 import torch
 
 from stsampler.data.dataset import VideoDataset
 from stsampler.data.events import OracleDataset, best_hit_rate
-from stsampler.data.splits import load_split
-from stsampler.data.synthetic import SynthConfig, generate_dataset, load_metadata
 from stsampler.data.transforms import ClipTransform
-
-CONFIG = SynthConfig(
-    num_classes=3, videos_per_class=2, num_frames=40, fps=8, height=64, width=64, distractors=1, seed=3
-)
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    out = generate_dataset(tmp_path_factory.mktemp("events"), CONFIG, progress=False)
-    split = load_split(out / "splits", "train", out / "videos")
-    return out, split, load_metadata(out)
 
 
 def _span(metadata: dict, dataset: VideoDataset, i: int) -> tuple[int, int]:
@@ -29,8 +15,8 @@ def _span(metadata: dict, dataset: VideoDataset, i: int) -> tuple[int, int]:
     return video["event_start"], video["event_end"]
 
 
-def test_oracle_serves_event_frames_cropped_to_the_box(synth):
-    _, split, metadata = synth
+def test_oracle_serves_event_frames_cropped_to_the_box(event_videos):
+    _, split, metadata = event_videos
     oracle = OracleDataset(split.items, num_frames=4, transform=ClipTransform(32, None), metadata=metadata)
     plain = VideoDataset(split.items, num_frames=4, transform=ClipTransform(32, 64))
     item = oracle[0]

@@ -7,23 +7,10 @@ import pytest
 import torch
 
 from stsampler.data.dataset import VideoDataset
-from stsampler.data.splits import load_split
-from stsampler.data.synthetic import SynthConfig, generate_dataset, load_metadata
 from stsampler.data.transforms import ClipTransform
 from stsampler.engine.metrics import EventScorer
 from stsampler.ops.amplify import amplify_grid
 from stsampler.samplers.base import SamplerOutput
-
-CONFIG = SynthConfig(
-    num_classes=3, videos_per_class=2, num_frames=40, fps=8, height=64, width=64, distractors=1, seed=3
-)
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    out = generate_dataset(tmp_path_factory.mktemp("metrics"), CONFIG, progress=False)
-    split = load_split(out / "splits", "train", out / "videos")
-    return out, split, load_metadata(out)
 
 
 def _batch(dataset: VideoDataset) -> dict:
@@ -39,8 +26,8 @@ def _span(metadata: dict, dataset: VideoDataset, i: int) -> tuple[int, int]:
     return video["event_start"], video["event_end"]
 
 
-def test_hit_rate_counts_frames_inside_the_event(synth):
-    _, split, metadata = synth
+def test_hit_rate_counts_frames_inside_the_event(event_videos):
+    _, split, metadata = event_videos
     dataset = VideoDataset(split.items, num_frames=40, transform=ClipTransform(64, None))
     batch = _batch(dataset)
     spans = [_span(metadata, dataset, i) for i in range(len(dataset))]
@@ -54,8 +41,8 @@ def test_hit_rate_counts_frames_inside_the_event(synth):
         assert scorer.frames == 2 * len(dataset)
 
 
-def test_magnification_is_one_without_warp_and_grows_with_a_peaked_saliency(synth):
-    _, split, metadata = synth
+def test_magnification_is_one_without_warp_and_grows_with_a_peaked_saliency(event_videos):
+    _, split, metadata = event_videos
     dataset = VideoDataset(split.items, num_frames=40, transform=ClipTransform(64, None))
     batch = _batch(dataset)
     n = len(dataset)
