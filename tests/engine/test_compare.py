@@ -3,6 +3,7 @@ same checkpoint, episodes and metadata, run folders of another configuration and
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -89,6 +90,23 @@ def test_a_rerun_trains_and_evaluates_nothing(compared, monkeypatch, capsys) -> 
     assert json.loads((out / "compare.json").read_text())["variants"] == before["variants"]
     assert {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*.pt")} == mtimes
     assert f"regenerate with: {before['command']}" in capsys.readouterr().out
+
+
+def test_a_moved_comparison_is_reused_and_names_its_new_run_folders(compared, tmp_path, monkeypatch) -> None:
+    out, argv = compared
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run was trained or evaluated again")
+
+    monkeypatch.setattr(compare_module, "train", refuse)
+    monkeypatch.setattr(compare_module, "evaluate_variant", refuse)
+    argv = [*argv]
+    argv[argv.index("--out") + 1] = str(moved)
+    assert main(argv) == 0
+    runs = [run for v in json.loads((moved / "compare.json").read_text())["variants"] for run in v["runs"]]
+    assert runs and all((moved / run["run_dir"]).is_dir() and not run["run_dir"].startswith("..") for run in runs)
 
 
 def test_another_number_of_test_episodes_is_refused_for_a_saved_list(compared, monkeypatch, capsys) -> None:

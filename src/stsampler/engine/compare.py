@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -168,14 +168,15 @@ def tested_variant(
     progress: bool = True,
 ) -> VariantResult:
     """:func:`evaluate_variant`, or the result saved in ``run_dir`` by an earlier call on the same
-    checkpoint and the same ``inputs`` (:func:`_inputs_key` of the episode list and metadata)."""
+    checkpoint and the same ``inputs`` (:func:`_inputs_key` of the episode list and metadata); a saved
+    result names the folder it is in now, even if the run folder was moved since."""
     key = _result_key(run_dir, inputs)
     path = run_dir / TEST_RESULT
     result = _saved_test_result(path, key)
     if result is None:
         result = evaluate_variant(cfg, run_dir, episodes, shot, metadata, progress)
         atomic_write_json(path, {"key": key, "result": asdict(result)})
-    return result
+    return replace(result, run_dir=str(run_dir))
 
 
 

@@ -23,7 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from stsampler.config import Config, load_config  # noqa: E402
+from stsampler.config import Config, load_saved_config  # noqa: E402
 from stsampler.data.episodes import load_episodes  # noqa: E402
 from stsampler.engine.builder import build_dataset  # noqa: E402
 from stsampler.engine.compare import (  # noqa: E402
@@ -154,7 +154,7 @@ def sampler_pictures(comparison: dict, out_dir: Path, count: int) -> str:
     learned = []
     for v in variants:
         run_dir = out_dir / v["runs"][0]["run_dir"]
-        cfg = load_config(run_dir / "config.yaml")
+        cfg = load_saved_config(run_dir / "config.yaml")
         if cfg.sampler.kind == "learned":
             learned.append((v["name"], run_dir, cfg))
     if not learned or count < 1:
