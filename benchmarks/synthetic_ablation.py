@@ -95,6 +95,8 @@ def command(args: argparse.Namespace) -> str:
         words += ["--rows", *args.rows]
     if args.results != RESULTS:
         words += ["--results", str(args.results)]
+    if args.note:
+        words += ["--note", args.note]
     return shlex.join(words)
 
 
@@ -110,6 +112,7 @@ def main() -> None:
                         help=f"training seeds per row, one value or one per shot (default: {SEEDS})")
     parser.add_argument("--rows", nargs="+", default=list(ABLATION), choices=list(ABLATION))
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes (0 suits a 2-core CPU)")
+    parser.add_argument("--note", default="", help="free text for the report, e.g. how the runs were trained")
     parser.add_argument(
         "--results", type=Path, default=RESULTS, help="the report (default: benchmarks/results/synthetic_ablation.md)"
     )
@@ -151,7 +154,7 @@ def main() -> None:
         "inside the event (each test video once): the temporal hit rate a learned selector can reach; the oracle "
         "takes its frames from the event itself.\n\n" + "\n".join(sections)
     )
-    machine = machine_description(available_devices(), load=load)
+    machine = machine_description(available_devices(), note=args.note, load=load)
     argv = shlex.split(command(args))[1:]  # without "python"
     write_report(args.results, markdown_report("Synthetic ablation", machine, body, argv=argv))
 
