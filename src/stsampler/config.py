@@ -115,9 +115,9 @@ class DataConfig:
     ``metadata`` is the ``metadata.json`` of a synthetic dataset, needed by the ``oracle`` sampler.
     ``eval_cache_mb`` keeps decoded evaluation clips in memory, up to this many MiB per loading
     process (0 turns it off): fixed test episodes draw each test video many times.
-    ``train_cache_mb`` keeps every decoded frame of the training videos in memory, up to this many
-    MiB per loading process (0 turns it off): for small datasets, which training would otherwise
-    decode again in every episode. The clips are identical either way.
+    ``train_cache_mb`` keeps every decoded frame of the training videos in memory while they fit in
+    this many MiB per loading process (0 turns it off): for small datasets, which training would
+    otherwise decode again in every episode. The clips are identical either way.
     """
 
     benchmark: str | None = key(None, TRAINING)

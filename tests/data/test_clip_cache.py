@@ -1,4 +1,4 @@
-"""DecodedVideoCache: clips equal to decoding, least-recently-used eviction within the byte budget."""
+"""DecodedVideoCache: clips equal to decoding; the byte budget; a full cache decodes only what is asked."""
 from __future__ import annotations
 
 import pytest
@@ -37,18 +37,24 @@ def test_returned_clip_is_a_copy(tiny_video):
     assert torch.equal(cache.read(tiny_video, [1, 2], 32), read_frames(tiny_video, [1, 2], size=32))
 
 
-def test_eviction_keeps_the_budget(tiny_video):
-    one = read_frames(tiny_video, range(48), size=16)
-    video_bytes = one.numel() * one.element_size()
-    cache = DecodedVideoCache(budget_bytes=2 * video_bytes + video_bytes // 2)
+def test_a_full_cache_keeps_its_videos_and_decodes_only_what_others_ask_for(tiny_video, monkeypatch):
+    import stsampler.data.clip_cache as clip_cache
+
+    one = read_frames(tiny_video, range(48), size=(16, 24))
+    cache = DecodedVideoCache(budget_bytes=2 * one.nbytes + one.nbytes // 2)
     cache.read(tiny_video, [0], (16, 24))
     cache.read(tiny_video, [0], (16, 26))
-    cache.read(tiny_video, [0], (16, 24))  # now the most recently used
-    assert cache.used_bytes <= cache.budget_bytes and len(cache) == 2
-    cache.read(tiny_video, [0], (16, 28))  # a third video: the least recently used one goes
-    assert cache.used_bytes <= cache.budget_bytes and len(cache) == 2
-    assert (tiny_video, (16, 24)) in cache and (tiny_video, (16, 28)) in cache
-    assert (tiny_video, (16, 26)) not in cache
+    assert cache.used_bytes <= cache.budget_bytes and len(cache) == 2 and not cache.full
+    cache.read(tiny_video, [0], (16, 28))  # a third video does not fit: the cache is full, nothing is dropped
+    assert cache.full and len(cache) == 2 and (tiny_video, (16, 24)) in cache and (tiny_video, (16, 26)) in cache
+    decoded = []
+    real_read = clip_cache.read_frames
+    monkeypatch.setattr(
+        clip_cache, "read_frames", lambda p, idx, **k: decoded.append(list(idx)) or real_read(p, idx, **k)
+    )
+    clip = cache.read(tiny_video, [3, 7], (16, 28))
+    assert decoded == [[3, 7]] and torch.equal(clip, real_read(tiny_video, [3, 7], size=(16, 28)))
+    assert len(cache) == 2
 
 
 def test_video_larger_than_the_budget_is_not_kept(tiny_video):

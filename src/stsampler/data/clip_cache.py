@@ -84,12 +84,16 @@ class ByteBudgetLRU:
 
 
 class DecodedVideoCache:
-    """All frames of recently read videos, decoded once, within a byte budget.
+    """All frames of the videos read first, decoded once, within a byte budget.
+
+    Videos are kept while they fit. Once the budget is full, the kept videos stay and every other
+    read decodes just the frames it asks for, as without the cache: training draws videos uniformly
+    at random, so a least-recently-used policy over a dataset larger than the budget would miss
+    almost every time and decode whole videos for a few frames each, slower than no cache at all.
 
     Args:
-        budget_bytes: the most bytes of frames held; the least recently used videos are dropped
-            beyond it. A video larger than the whole budget is never kept (its frames are decoded
-            directly, as without the cache).
+        budget_bytes: the most bytes of frames held. A video that does not fit in what is left is
+            not kept (its frames are decoded directly).
 
     Attributes:
         used_bytes: bytes of frames held now.
@@ -100,6 +104,7 @@ class DecodedVideoCache:
         self._videos = ByteBudgetLRU(budget_bytes)
         self.hits = 0
         self.misses = 0
+        self.full = budget_bytes == 0
 
     @property
     def budget_bytes(self) -> int:
@@ -139,17 +144,20 @@ class DecodedVideoCache:
         Raises:
             VideoReadError: as :func:`read_frames`.
         """
-        if not self.budget_bytes:  # no cache: decode just the requested frames
-            return read_frames(path, indices, size=size, info=info)
         key = (str(path), _size_key(size))
         frames = self._videos.get(key)
         if frames is not None:
             self.hits += 1
         else:
             self.misses += 1
+            if self.full:  # decode just the requested frames
+                return read_frames(path, indices, size=size, info=info)
             info = probe_video(path) if info is None else info
             frames = read_frames(path, range(info.num_frames), size=size, info=info)
-            self._videos.put(key, frames, frames.nbytes)
+            if self.used_bytes + frames.nbytes <= self.budget_bytes:
+                self._videos.put(key, frames, frames.nbytes)
+            else:
+                self.full = True
         index = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
         if index.numel() and (int(index.min()) < 0 or int(index.max()) >= frames.shape[0]):
             # Out of range: let the reader raise its error naming the file and the valid range.
@@ -159,3 +167,4 @@ class DecodedVideoCache:
     def clear(self) -> None:
         """Drop every cached video."""
         self._videos.clear()
+        self.full = self.budget_bytes == 0
