@@ -98,13 +98,14 @@ def synth_args(level: Level, data_dir: str, workers: int) -> list[str]:
 
 
 def compare_args(level: Level, data_dir: str, out_dir: str, seeds: int, episodes: int) -> list[str]:
-    """``stsampler compare`` arguments: the variants, then the level's data as shared overrides."""
+    """``stsampler compare`` arguments: the level's data as shared overrides (they precede the variants,
+    each of which takes the ``KEY=VALUE`` words after its name), then the variants."""
     variants = [part for name, overrides in VARIANTS.items() for part in ("--variant", name, *overrides)]
     shared = [
         f"data.split_dir={data_dir}/splits", f"data.data_root={data_dir}/videos",
         f"data.metadata={data_dir}/metadata.json", f"data.num_frames={level.dense_frames}",
     ]
-    return ["compare", RECIPE, *variants, "--seeds", str(seeds), "--episodes", str(episodes), "--out", out_dir, *shared]
+    return ["compare", RECIPE, *shared, *variants, "--seeds", str(seeds), "--episodes", str(episodes), "--out", out_dir]
 
 
 def _spread(values: list[float]) -> str:
