@@ -164,12 +164,18 @@ def test_queries_do_not_affect_each_other(tmp_path: Path, kind: str) -> None:
         assert alone.probabilities == pytest.approx(joint.probabilities, abs=1e-5)
 
 
-def test_support_cache_is_reused_and_invalidated(tmp_path: Path, monkeypatch) -> None:
+def _cached_support(tmp_path: Path) -> tuple[Predictor, Path, Path, Prediction]:
+    """A predictor that has just cached the embeddings of a two-class support folder, the folder, a query
+    and its prediction."""
     root = _support(tmp_path / "s", {"wave": 1, "jump": 1})
     query = _write_mp4(tmp_path / "q.mp4", (250, 30, 30), seed=3)
     first = _predictor(tmp_path)
     first.set_support(root)
-    expected = first.predict([query])[0]
+    return first, root, query, first.predict([query])[0]
+
+
+def test_support_cache_is_reused_and_invalidated(tmp_path: Path, monkeypatch) -> None:
+    first, root, query, expected = _cached_support(tmp_path)
     caches = list((tmp_path / "cache").glob("*.pt"))
     assert len(caches) == 1
 
@@ -248,11 +254,7 @@ def test_predict_recovers_trained_actions(tiny_config, synth_root: Path, tmp_pat
     ids=["videos", "frames", "labels", "classes"],
 )
 def test_a_cache_of_the_wrong_shape_is_recomputed(tmp_path: Path, damage) -> None:
-    root = _support(tmp_path / "s", {"wave": 1, "jump": 1})
-    query = _write_mp4(tmp_path / "q.mp4", (250, 30, 30), seed=3)
-    first = _predictor(tmp_path)
-    first.set_support(root)
-    expected = first.predict([query])[0]
+    first, root, query, expected = _cached_support(tmp_path)
     (cache,) = (tmp_path / "cache").glob("*.pt")
     data = torch.load(cache, weights_only=True)
     damage(data)
