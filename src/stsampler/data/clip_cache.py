@@ -97,13 +97,11 @@ class DecodedVideoCache:
 
     Attributes:
         used_bytes: bytes of frames held now.
-        hits, misses: reads served from memory, and reads that decoded.
+        full: a video did not fit: no more are kept, and other reads decode only what they ask for.
     """
 
     def __init__(self, budget_bytes: int) -> None:
         self._videos = ByteBudgetLRU(budget_bytes)
-        self.hits = 0
-        self.misses = 0
         self.full = budget_bytes == 0
 
     @property
@@ -146,10 +144,7 @@ class DecodedVideoCache:
         """
         key = (str(path), _size_key(size))
         frames = self._videos.get(key)
-        if frames is not None:
-            self.hits += 1
-        else:
-            self.misses += 1
+        if frames is None:
             if self.full:  # decode just the requested frames
                 return read_frames(path, indices, size=size, info=info)
             info = probe_video(path) if info is None else info

@@ -28,15 +28,14 @@ class Substitutions:
     def record(self, batch: dict[str, torch.Tensor], keys: Sequence[str]) -> list[tuple[str, str]]:
         """Count the substitutions of one collated episode (``keys``: the dataset's ``class/video_id``
         per index); returns the (requested, replacement) pairs not seen before."""
-        used = batch["indices"].tolist()
-        requested = batch.get("requested", batch["indices"]).tolist()
+        used = batch["indices"]
+        requested = batch.get("requested", used)
         new = []
-        for asked, got in zip(requested, used, strict=True):
-            if asked != got:
-                pair = (keys[asked], keys[got])
-                if pair not in self.counts:
-                    new.append(pair)
-                self.counts[pair] += 1
+        for i in (requested != used).nonzero().flatten().tolist():  # only the substituted positions
+            pair = (keys[int(requested[i])], keys[int(used[i])])
+            if pair not in self.counts:
+                new.append(pair)
+            self.counts[pair] += 1
         return new
 
     def update(self, other: Substitutions) -> None:
