@@ -76,8 +76,7 @@ def test_shapes_loss_and_gradients(head: str) -> None:
     assert output.sampler_output.frames.shape == (batch, 3, 3, SIZE, SIZE)
     query = ~episode["is_support"]
     loss, parts = model.loss(output, episode["labels"][query], episode["class_ids"])
-    assert set(parts) == {"ce", "aux", "frame_aux", "region_aux"}
-    assert all(isinstance(v, torch.Tensor) for v in parts.values())
+    assert set(parts) == {"ce", "aux", "scan"} and all(isinstance(v, torch.Tensor) for v in parts.values())
     assert torch.isfinite(loss)
     torch.testing.assert_close(loss, parts["ce"] + 0.1 * parts["aux"])
     loss.backward()
@@ -184,33 +183,29 @@ def test_split_rows_keeps_batch_order() -> None:
     assert support_rows.tolist() == [1, 2, 4] and query_rows.tolist() == [0, 3, 5]
 
 
-def test_pooled_classifiers_train_the_sampler_and_add_their_weighted_losses() -> None:
+def test_scan_classification_loss_trains_the_selector_through_the_scan_classifier() -> None:
     torch.manual_seed(0)
     sampler_cfg = SamplerConfig(num_frames=3, num_samples=16, scan_size=32, scanner_pretrained=False,
-                                frame_aux_weight=0.5, region_aux_weight=0.25)
+                                scan_aux_weight=0.5)
     sampler = STSampler.from_config(sampler_cfg)
     backbone = build_backbone("smallcnn")
     model = FewShotRecognizer(
         sampler, backbone, build_head("protonet", backbone.out_dim + sampler.feature_dim, 3), TRAIN_CLASSES,
-        pooled_aux_weights={"frame_aux": 0.5, "region_aux": 0.25},
+        scan_aux_weight=0.5,
     ).train()
     episode = make_episode()
     output = run(model, episode)
-    assert {name: x.shape for name, x in output.pooled_logits.items()} == {
-        name: (episode["clips"].shape[0], TRAIN_CLASSES) for name in ("frame_aux", "region_aux")
-    }
+    assert output.scan_logits.shape == (episode["clips"].shape[0], TRAIN_CLASSES)
     loss, parts = model.loss(output, episode["labels"][~episode["is_support"]], episode["class_ids"])
-    torch.testing.assert_close(
-        loss, parts["ce"] + 0.1 * parts["aux"] + 0.5 * parts["frame_aux"] + 0.25 * parts["region_aux"]
-    )
-    parts["frame_aux"].backward()
-    assert model.pooled_classifiers["frame_aux"].weight.grad.abs().sum() > 0
+    torch.testing.assert_close(loss, parts["ce"] + 0.1 * parts["aux"] + 0.5 * parts["scan"])
+    parts["scan"].backward()
+    assert model.scan_classifier.weight.grad.abs().sum() > 0
     assert sampler.selector.w1.weight.grad.abs().sum() > 0
     assert model.backbone.trunk[0][0].weight.grad is None  # the recogniser's backbone is not in this loss
 
 
-def test_pooled_classifiers_need_a_sampler_that_pools() -> None:
-    with pytest.raises(ConfigError, match="frame_aux"):
+def test_scan_classification_needs_a_scanning_sampler() -> None:
+    with pytest.raises(ConfigError, match="scan_aux_weight"):
         FewShotRecognizer(FixedSampler([0, 2, 5]), build_backbone("smallcnn"),
-                          build_head("protonet", 256, 3), TRAIN_CLASSES, pooled_aux_weights={"frame_aux": 1.0})
-    assert len(make_recognizer().pooled_classifiers) == 0
+                          build_head("protonet", 256, 3), TRAIN_CLASSES, scan_aux_weight=1.0)
+    assert not hasattr(make_recognizer(), "scan_classifier")

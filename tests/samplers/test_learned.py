@@ -311,48 +311,22 @@ def test_attention_pool_weighs_frames_by_their_scores() -> None:
 
 
 @pytest.mark.parametrize("explore", [False, True])
-def test_frame_pooling_trains_the_selector_also_while_exploring(explore: bool) -> None:
-    sampler = make(frame_aux_weight=1.0).train()
+def test_scan_attention_trains_the_selector_also_while_exploring(explore: bool) -> None:
+    sampler = make(scan_aux_weight=1.0).train()
     sampler.explore = explore
     sampler.generator = torch.Generator().manual_seed(4)
     out = sampler(clips(), SUPPORT)
-    assert set(out.pooled) == {"frame_aux"} and out.pooled["frame_aux"].shape == (B, sampler.feature_dim)
-    out.pooled["frame_aux"].square().sum().backward()
+    assert out.attended_feature.shape == (B, sampler.feature_dim)
+    out.attended_feature.square().sum().backward()
     for name, param in {"w1": sampler.selector.w1.weight, "task w2": sampler.task_learner.gen_ts.weight,
                         "scanner": sampler.scanner.conv1[0].weight}.items():
         assert param.grad is not None and param.grad.abs().sum() > 0, name
-    assert sampler.amplifier.w_s.grad is None
     sampler.eval()
     with torch.inference_mode():
-        assert sampler(clips(), SUPPORT).pooled == {}
+        assert sampler(clips(), SUPPORT).attended_feature is None
 
 
-@pytest.mark.parametrize("explore", [False, True])
-def test_region_pooling_trains_the_saliency_weights_and_not_the_scanner(explore: bool) -> None:
-    sampler = make(region_aux_weight=1.0, saliency_trains_scanner=False, soft_saliency=False,
-                   task_adaptive=False).train()
-    sampler.explore = explore
-    sampler.generator = torch.Generator().manual_seed(4)
-    out = sampler(clips(), SUPPORT)
-    channels = sum(sampler.scanner.map_channels)
-    assert set(out.pooled) == {"region_aux"} and out.pooled["region_aux"].shape == (B, channels)
-    out.pooled["region_aux"].square().sum().backward()
-    assert sampler.amplifier.w_s.grad.abs().sum() > 0
-    assert sampler.scanner.conv1[0].weight.grad is None and sampler.selector.w1.weight.grad is None
-
-
-def test_region_pooling_weighs_cells_by_the_saliency() -> None:
-    maps = [torch.arange(2 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4)]  # B=1 video of M=2 frames
-    saliency = torch.zeros(1, 1, 4, 4)
-    saliency[0, 0, 2, 1] = 1.0
-    pooled = STSampler._region_pool(maps, torch.tensor([[1]]), saliency)
-    weight = 1 / (1 + 15 * torch.exp(torch.tensor(-1 / 0.1)))
-    frame = maps[0][1, 0].flatten()
-    expected = weight * frame[2 * 4 + 1] + (1 - weight) * (frame.sum() - frame[2 * 4 + 1]) / 15
-    torch.testing.assert_close(pooled, expected.view(1, 1))
-
-
-def test_pooling_is_off_in_the_papers_form() -> None:
-    assert make().train()(clips(), SUPPORT).pooled == {}
-    assert make(temporal=False, frame_aux_weight=1.0, region_aux_weight=0.0).pooled_dims == {}
-    assert make(spatial=False, region_aux_weight=1.0).pooled_dims == {}
+def test_scan_attention_is_off_in_the_papers_form() -> None:
+    out = make().train()(clips(), SUPPORT)
+    assert out.attended_feature is None
+    assert make(temporal=False, scan_aux_weight=1.0).attend_scan is False

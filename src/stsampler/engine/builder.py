@@ -34,9 +34,8 @@ def build_model(cfg: Config, num_train_classes: int) -> FewShotRecognizer:
     concat = cfg.model.concat_scan_feature and sampler.feature_dim > 0
     dim = backbone.out_dim + (sampler.feature_dim if concat else 0)
     head = build_head(cfg.model.head, dim, cfg.sampler.num_frames, **cfg.model.head_args)
-    weights = {"frame_aux": cfg.sampler.frame_aux_weight, "region_aux": cfg.sampler.region_aux_weight}
-    pooled_aux = {name: weights[name] for name in sampler.pooled_dims}
-    return FewShotRecognizer(sampler, backbone, head, num_train_classes, cfg.model.aux_weight, concat, pooled_aux)
+    scan_aux = cfg.sampler.scan_aux_weight if cfg.sampler.kind == "learned" and cfg.sampler.temporal else 0.0
+    return FewShotRecognizer(sampler, backbone, head, num_train_classes, cfg.model.aux_weight, concat, scan_aux)
 
 
 def resolve_split(cfg: Config, split: str) -> Split:

@@ -50,15 +50,15 @@ from stsampler.engine.runtime import autocast, episode_batches, episode_loader, 
 from stsampler.engine.substitutions import Substitutions, pairs_text
 from stsampler.errors import CheckpointError, ConfigError
 from stsampler.io import atomic_write_json, check_writable
-from stsampler.models.recognizer import POOLED_AUX, FewShotRecognizer
+from stsampler.models.recognizer import FewShotRecognizer
 from stsampler.ops.topk import sigma_at
 from stsampler.samplers.learned import STSampler
 
 log = logging.getLogger(__name__)
 
-STEP_STATS = ("loss", "ce", "aux", *POOLED_AUX, "accuracy")
-"""What each training step reports: the total loss, its parts (query cross-entropy, auxiliary
-cross-entropies) and the query accuracy."""
+STEP_STATS = ("loss", "ce", "aux", "scan", "accuracy")
+"""What each training step reports: the total loss, its parts (query cross-entropy, auxiliary and
+scan-classification cross-entropy) and the query accuracy."""
 
 
 def unwrap(model: nn.Module) -> FewShotRecognizer:
@@ -107,7 +107,7 @@ def train_step(
             scaled = loss / len(batches)
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
         accuracy = (output.logits.argmax(dim=-1) == inputs["query_labels"]).float().mean()
-        parts_now = [loss, *(parts[name] for name in STEP_STATS[1:-1]), accuracy]
+        parts_now = [loss, parts["ce"], parts["aux"], parts["scan"], accuracy]
         sums += torch.stack([part.detach().float() for part in parts_now])
     if scaler is not None:
         scaler.unscale_(optimizer)

@@ -1,8 +1,7 @@
 """The few-shot recogniser: frame sampler -> frame backbone -> few-shot head (+ auxiliary classifier)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -24,19 +23,15 @@ class RecognizerOutput:
         sampler_output: what the sampler selected (frames, indices, scores...).
         aux_logits: auxiliary logits over all training classes ``[B, num_train_classes]`` (training
             mode only), else None.
-        pooled_logits: in training mode, logits over all training classes ``[B, num_train_classes]``
-            of each of the sampler's pooled features that has a classifier, by name; else empty.
+        scan_logits: logits over all training classes of the sampler's attention-pooled scan
+            feature ``[B, num_train_classes]`` (training mode, with ``scan_aux_weight`` > 0), else None.
     """
 
     logits: torch.Tensor
     embeddings: torch.Tensor
     sampler_output: SamplerOutput
     aux_logits: torch.Tensor | None
-    pooled_logits: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-POOLED_AUX = ("frame_aux", "region_aux")
-"""The auxiliary losses on a learned sampler's pooled features (``SamplerOutput.pooled``)."""
+    scan_logits: torch.Tensor | None = None
 
 
 def split_rows(is_support: torch.Tensor, num_support: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,10 +50,10 @@ class FewShotRecognizer(nn.Module):
     ``concat_scan_feature`` and a sampler that produces a scan feature g_X ``[B, Dg]``, g_X is appended
     to every frame embedding, so a ProtoNet head's mean over frames is cat(mean_t, g_X). The auxiliary
     classifier is a linear layer over all training classes on the mean-over-frames video embedding;
-    it runs in training mode only. ``pooled_aux_weights`` adds one linear classifier over the training
-    classes per pooled feature of a learned sampler (``SamplerOutput.pooled``: the scanner's view
-    pooled where the sampler looks), so that the selector's scores and the saliency learn where the
-    action is before the recogniser does (``docs/method.md`` section 9).
+    it runs in training mode only. With ``scan_aux_weight`` > 0 a second linear classifier learns the
+    training classes from the sampler's attention-pooled scan feature
+    (``SamplerOutput.attended_feature``), so the selector's scores learn which frames show the action
+    before the recogniser does (``docs/method.md`` section 9).
 
     Attributes:
         embed_dim: size D' of a frame embedding given to the head (backbone D, plus Dg when concatenated).
@@ -72,7 +67,7 @@ class FewShotRecognizer(nn.Module):
         num_train_classes: int,
         aux_weight: float = 0.1,
         concat_scan_feature: bool = True,
-        pooled_aux_weights: Mapping[str, float] | None = None,
+        scan_aux_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.sampler = sampler
@@ -87,16 +82,11 @@ class FewShotRecognizer(nn.Module):
                 f"{sampler.num_frames} frames and the embeddings have dimension {self.embed_dim}"
             )
         self.aux_classifier = nn.Linear(self.embed_dim, num_train_classes)
-        self.pooled_aux_weights = {name: w for name, w in (pooled_aux_weights or {}).items() if w > 0}
-        absent = sorted(set(self.pooled_aux_weights) - set(sampler.pooled_dims))
-        if absent:
-            raise ConfigError(
-                f"auxiliary losses {absent} need the sampler to pool those features, but it pools "
-                f"{sorted(sampler.pooled_dims) or 'none'} (sampler.kind=learned with the selector / amplifier)"
-            )
-        self.pooled_classifiers = nn.ModuleDict(
-            {name: nn.Linear(sampler.pooled_dims[name], num_train_classes) for name in self.pooled_aux_weights}
-        )
+        self.scan_aux_weight = scan_aux_weight
+        if scan_aux_weight > 0:
+            if sampler.feature_dim == 0:
+                raise ConfigError("sampler.scan_aux_weight > 0 needs a sampler that scans (sampler.kind=learned)")
+            self.scan_classifier = nn.Linear(sampler.feature_dim, num_train_classes)
 
     def embed_frames(self, frames: torch.Tensor, video_feature: torch.Tensor | None) -> torch.Tensor:
         """Per-frame embeddings ``[B, T, D']`` of selected frames ``[B, T, 3, H, W]``.
@@ -149,19 +139,18 @@ class FewShotRecognizer(nn.Module):
         support_rows, query_rows = split_rows(is_support, support_labels.shape[0])
         logits = self.classify(embeddings[support_rows], support_labels, embeddings[query_rows], way)
         aux_logits = self.aux_classifier(embeddings.mean(1)) if self.training else None
-        pooled_logits = {}
-        if self.training:
-            pooled_logits = {name: head(sampled.pooled[name]) for name, head in self.pooled_classifiers.items()}
+        scan_logits = None
+        if self.training and self.scan_aux_weight > 0:
+            scan_logits = self.scan_classifier(sampled.attended_feature)
         return RecognizerOutput(
-            logits=logits, embeddings=embeddings, sampler_output=sampled, aux_logits=aux_logits,
-            pooled_logits=pooled_logits,
+            logits=logits, embeddings=embeddings, sampler_output=sampled, aux_logits=aux_logits, scan_logits=scan_logits
         )
 
     def loss(
         self, output: RecognizerOutput, query_labels: torch.Tensor, class_ids: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Query cross-entropy plus ``aux_weight`` times the auxiliary cross-entropy over all B videos, plus
-        each pooled feature's weight times its classifier's cross-entropy over all B videos.
+        ``scan_aux_weight`` times the scan-classification cross-entropy over all B videos.
 
         Args:
             output: a forward pass's output.
@@ -169,18 +158,16 @@ class FewShotRecognizer(nn.Module):
             class_ids: int64 ``[B]`` training-class indices of all videos, or None (no auxiliary loss).
 
         Returns:
-            (total loss, parts): tensors named ``"ce"`` (query loss), ``"aux"`` and each of
-            :data:`POOLED_AUX` (0 without class_ids, or without that classifier).
+            (total loss, {"ce": query loss, "aux": auxiliary loss, "scan": scan-classification loss}), all
+            tensors; the last two are 0 without class_ids, "scan" also with ``scan_aux_weight`` 0.
         """
         ce = F.cross_entropy(output.logits, query_labels)
-        parts = {"ce": ce, "aux": ce.new_zeros(()), **{name: ce.new_zeros(()) for name in POOLED_AUX}}
-        total = ce
+        aux = scan = ce.new_zeros(())
         if class_ids is not None:
             if output.aux_logits is None:
                 raise ValueError("class_ids were given but the output has no aux_logits (the model was in eval mode)")
-            parts["aux"] = F.cross_entropy(output.aux_logits, class_ids)
-            total = total + self.aux_weight * parts["aux"]
-            for name, logits in output.pooled_logits.items():
-                parts[name] = F.cross_entropy(logits, class_ids)
-                total = total + self.pooled_aux_weights[name] * parts[name]
-        return total, parts
+            aux = F.cross_entropy(output.aux_logits, class_ids)
+            if output.scan_logits is not None:
+                scan = F.cross_entropy(output.scan_logits, class_ids)
+        total = ce + self.aux_weight * aux + self.scan_aux_weight * scan
+        return total, {"ce": ce, "aux": aux, "scan": scan}

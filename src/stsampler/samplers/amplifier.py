@@ -30,11 +30,6 @@ def _upsample(maps: Sequence[torch.Tensor], size: tuple[int, int]) -> list[torch
     ]
 
 
-def stack_maps(maps: Sequence[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
-    """The maps ``[N, C_k, h_k, w_k]`` resized to ``size`` and concatenated: ``[N, sum C_k, *size]``."""
-    return torch.cat(_upsample(maps, size), dim=1)
-
-
 def saliency_code(maps: Sequence[torch.Tensor]) -> torch.Tensor:
     """Parameter-free saliency: mean of the channel-mean maps of the stages.
 
@@ -65,7 +60,7 @@ def saliency_paper(maps: Sequence[torch.Tensor], w_s: torch.Tensor) -> torch.Ten
         ``[N, h, w]`` in [0, 1], min-max normalised per frame.
     """
     size = tuple(maps[0].shape[-2:])
-    feats = stack_maps(maps, size).flatten(2)
+    feats = torch.cat(_upsample(maps, size), dim=1).flatten(2)
     n, c, hw = feats.shape
     attention = torch.softmax(feats @ feats.transpose(1, 2) / math.sqrt(hw), dim=-1)
     weights = w_s.reshape(-1, c)

@@ -1,9 +1,7 @@
 """The interface every frame sampler implements, learned or not."""
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -30,8 +28,8 @@ class SamplerOutput:
         saliency: saliency of the selected frames ``[B, T, h, w]``, or None without amplification.
         grid: the amplification sampling grid ``[B, T, H, W, 2]`` in [-1, 1], or None.
         video_feature: the scan feature g_X ``[B, D]`` (ProtoNet concatenates it), or None.
-        pooled: in training, what a learned sampler saw where it looks, by name (its
-            ``pooled_dims``), for the recogniser's auxiliary classifiers; empty otherwise.
+        attended_feature: in training, the scan features pooled by attention over the selector's
+            scores ``[B, D]`` (the scan-classification loss), or None.
     """
 
     frames: torch.Tensor
@@ -41,7 +39,7 @@ class SamplerOutput:
     saliency: torch.Tensor | None = None
     grid: torch.Tensor | None = None
     video_feature: torch.Tensor | None = None
-    pooled: dict[str, torch.Tensor] = field(default_factory=dict)
+    attended_feature: torch.Tensor | None = None
 
 
 class FrameSampler(nn.Module):
@@ -49,13 +47,11 @@ class FrameSampler(nn.Module):
 
     Subclasses implement :meth:`forward` and :meth:`from_config` (the builder the ``SAMPLERS``
     registry calls). ``num_frames`` is T; ``feature_dim`` is the size of
-    ``SamplerOutput.video_feature`` (0 when the sampler produces none); ``pooled_dims`` names the
-    features of ``SamplerOutput.pooled`` with their sizes (none for samplers without a scanner).
+    ``SamplerOutput.video_feature`` (0 when the sampler produces none).
     """
 
     num_frames: int
     feature_dim: int = 0
-    pooled_dims: Mapping[str, int] = MappingProxyType({})
 
     @classmethod
     def from_config(cls, cfg: SamplerConfig, seed: int = 0) -> FrameSampler:

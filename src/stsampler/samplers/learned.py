@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from stsampler.config import SamplerConfig
 from stsampler.data.indices import jittered_indices, uniform_indices
 from stsampler.errors import ConfigError, StsamplerError
-from stsampler.samplers.amplifier import SpatialAmplifier, build_amplifier, stack_maps
+from stsampler.samplers.amplifier import SpatialAmplifier, build_amplifier
 from stsampler.samplers.base import FrameSampler, SamplerOutput, gather_frames
 from stsampler.samplers.scanner import Scanner, build_scanner
 from stsampler.samplers.selector import TemporalSelector, build_selector
@@ -47,12 +47,10 @@ class SamplePlan(NamedTuple):
         scores: frame scores ``[B, M]`` in [0, 1], or None without the temporal selector.
         saliency: saliency of the selected frames ``[B, T, h, w]``, or None without amplification.
         video_feature: scan feature g_X ``[B, D]``.
+        attended_feature: in training with ``attend_scan``, the frame features pooled by attention
+            over the selector's scores ``[B, D]`` (:func:`attention_pool`); otherwise None.
         soft: the indicator mixes frames (training with the temporal selector), so selection is the
             product Y X; otherwise it is one-hot and selection is a gather at ``indices``.
-        pooled: in training, the scanner's view pooled where the sampler looks, for the auxiliary
-            classifiers (:attr:`STSampler.pooled_dims`): ``"frame_aux"`` ``[B, D]``, the M frame
-            features pooled by attention over the scores; ``"region_aux"`` ``[B, C]``, the stage
-            maps of the selected frames pooled by attention over their saliency, averaged over T.
     """
 
     indices: torch.Tensor
@@ -61,20 +59,19 @@ class SamplePlan(NamedTuple):
     saliency: torch.Tensor | None
     video_feature: torch.Tensor
     soft: bool
-    pooled: dict[str, torch.Tensor]
+    attended_feature: torch.Tensor | None = None
 
 
 ATTENTION_TEMPERATURE = 0.1
-"""Softmax temperature of :func:`attention_pool` over scores in [0, 1]: an item scored 0.3 below
-another gets e^-3 of its weight, so a handful of top frames (or cells) carry the pool."""
+"""Softmax temperature of :func:`attention_pool` over scores in [0, 1]: a frame scored 0.3 below
+another gets e^-3 of its weight, so a handful of top frames (about T of M) carry the pool."""
 
 
-def attention_pool(features: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-    """Features ``[N, K, D]`` of K items (frames, or saliency cells) pooled by
-    ``softmax(scores / ATTENTION_TEMPERATURE)`` over K, scores ``[N, K]`` in [0, 1] -> ``[N, D]``
-    (differentiable w.r.t. both)."""
+def attention_pool(frame_features: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """Frame features ``[B, M, D]`` pooled by ``softmax(scores / ATTENTION_TEMPERATURE)`` over M,
+    scores ``[B, M]`` in [0, 1] -> ``[B, D]`` (differentiable w.r.t. both)."""
     weights = torch.softmax(scores / ATTENTION_TEMPERATURE, dim=1)
-    return torch.einsum("nk,nkd->nd", weights.to(features.dtype), features)
+    return torch.einsum("bm,bmd->bd", weights.to(frame_features.dtype), frame_features)
 
 
 def select_rows(x: torch.Tensor, indicator: torch.Tensor, indices: torch.Tensor, soft: bool) -> torch.Tensor:
@@ -108,12 +105,10 @@ class STSampler(FrameSampler):
         saliency_trains_scanner: let the saliency's gradient reach the scanner's stage maps (the
             paper trains end to end). False stops it there: the amplifier trains only its own
             weights, and the scanner learns from the selector and the recogniser's use of g_X.
-        pool_frames: in training, also pool the M frame features by attention over the selector's
-            scores (also while exploring), for the recogniser's frame-classification loss
-            (``sampler.frame_aux_weight``, ``docs/method.md`` section 9). Needs the selector.
-        pool_regions: in training, also pool the selected frames' stage maps by attention over their
-            saliency, for the region-classification loss (``sampler.region_aux_weight``). Needs the
-            amplifier.
+        attend_scan: in training, also pool the M frame features by attention over the selector's
+            scores (:attr:`SamplePlan.attended_feature`), also while exploring, for the recogniser's
+            scan-classification loss (``sampler.scan_aux_weight``, ``docs/method.md`` section 9).
+            Needs the selector.
 
     Attributes:
         generator: optional ``torch.Generator`` for every random draw in training (the perturbation
@@ -122,8 +117,6 @@ class STSampler(FrameSampler):
         explore: in training, bypass the selector and take one random frame per segment (the
             trainer sets it during ``sampler.selector_warmup``), so that a recogniser trained from
             scratch first sees the actions on frames the selector did not choose.
-        pooled_dims: the pooled features :meth:`plan` gives in training (``SamplePlan.pooled``), by
-            name, with their sizes.
     """
 
     def __init__(
@@ -136,16 +129,12 @@ class STSampler(FrameSampler):
         *,
         soft_saliency: bool,
         saliency_trains_scanner: bool,
-        pool_frames: bool = False,
-        pool_regions: bool = False,
+        attend_scan: bool = False,
     ) -> None:
         super().__init__()
-        if pool_frames and selector is None:
-            raise ConfigError("sampler.frame_aux_weight > 0 pools the frames by the selector's scores: it needs "
+        if attend_scan and selector is None:
+            raise ConfigError("sampler.scan_aux_weight > 0 pools the frames by the selector's scores: it needs "
                               "sampler.temporal=true")
-        if pool_regions and amplifier is None:
-            raise ConfigError("sampler.region_aux_weight > 0 pools the frames by their saliency: it needs "
-                              "sampler.spatial=true")
         adapts_saliency = amplifier is not None and amplifier.needs_weights
         if task_learner is not None and selector is None and not adapts_saliency:
             raise ConfigError("a task learner needs a temporal selector or a saliency that takes weights (paper)")
@@ -163,13 +152,7 @@ class STSampler(FrameSampler):
         self.explore = False
         self.soft_saliency = soft_saliency
         self.saliency_trains_scanner = saliency_trains_scanner
-        self.pooled_dims = {
-            name: dim
-            for name, dim, on in (
-                ("frame_aux", scanner.out_dim, pool_frames), ("region_aux", sum(scanner.map_channels), pool_regions)
-            )
-            if on
-        }
+        self.attend_scan = attend_scan
         self._sigma = selector.sigma if selector is not None else 0.0
 
     @classmethod
@@ -183,8 +166,7 @@ class STSampler(FrameSampler):
         return cls(
             cfg.num_frames, scanner, selector, amplifier, build_task_learner(cfg, scanner.out_dim, ts_dim, sa_dim),
             soft_saliency=cfg.experimental.soft_saliency, saliency_trains_scanner=cfg.saliency_trains_scanner,
-            pool_frames=cfg.temporal and cfg.frame_aux_weight > 0,
-            pool_regions=cfg.spatial and cfg.region_aux_weight > 0,
+            attend_scan=cfg.temporal and cfg.scan_aux_weight > 0,
         )
 
     @property
@@ -263,10 +245,10 @@ class STSampler(FrameSampler):
                 indices = uniform_indices(m, self.num_frames, b, frame_features.device)
             indicator = F.one_hot(indices, m).to(frame_features.dtype)
             scores = None
-        pooled = {}
-        if self.training and "frame_aux" in self.pooled_dims:
+        attended = None
+        if self.attend_scan and self.training:
             pool_scores = scores if scores is not None else self.selector.score(frame_features, video_feature, w2)
-            pooled["frame_aux"] = attention_pool(frame_features, pool_scores)
+            attended = attention_pool(frame_features, pool_scores)
         soft = selecting and self.selector.training
         saliency = None
         if self.amplifier is not None:
@@ -274,20 +256,7 @@ class STSampler(FrameSampler):
             if not self.saliency_trains_scanner:
                 maps = [m.detach() for m in maps]
             saliency = self._selected_saliency(maps, w_s, indicator, indices, soft and self.soft_saliency)
-        if self.training and "region_aux" in self.pooled_dims:
-            pooled["region_aux"] = self._region_pool(maps, indices, saliency)
-        return SamplePlan(indices, indicator, scores, saliency, video_feature, soft, pooled)
-
-    @staticmethod
-    def _region_pool(maps: list[torch.Tensor], indices: torch.Tensor, saliency: torch.Tensor) -> torch.Tensor:
-        """The stage maps of the frames at ``indices [B, T]`` (of the B * M maps), stacked at the
-        saliency's size, pooled over their cells by attention over ``saliency [B, T, h, w]`` and
-        averaged over T: ``[B, C]``."""
-        b, t, h, w = saliency.shape
-        m = maps[0].shape[0] // b
-        chosen = [gather_frames(x.view(b, m, *x.shape[1:]), indices).flatten(0, 1) for x in maps]
-        cells = stack_maps(chosen, (h, w)).flatten(2).transpose(1, 2)
-        return attention_pool(cells, saliency.flatten(0, 1).flatten(1).to(cells.dtype)).view(b, t, -1).mean(dim=1)
+        return SamplePlan(indices, indicator, scores, saliency, video_feature, soft, attended)
 
     def _selected_saliency(
         self,
@@ -356,5 +325,5 @@ class STSampler(FrameSampler):
             saliency=plan.saliency,
             grid=grid,
             video_feature=plan.video_feature,
-            pooled=plan.pooled,
+            attended_feature=plan.attended_feature,
         )
