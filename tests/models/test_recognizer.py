@@ -5,13 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from stsampler.config import SamplerConfig
 from stsampler.errors import ConfigError
 from stsampler.models.backbones import build_backbone
 from stsampler.models.heads import build_head
 from stsampler.models.recognizer import FewShotRecognizer, split_rows
 from stsampler.samplers.base import FrameSampler, SamplerOutput
-from stsampler.samplers.learned import STSampler
 
 WAY, SHOTS, QUERIES, DENSE, SIZE, TRAIN_CLASSES = 3, 2, 2, 6, 32, 7
 
@@ -76,7 +74,7 @@ def test_shapes_loss_and_gradients(head: str) -> None:
     assert output.sampler_output.frames.shape == (batch, 3, 3, SIZE, SIZE)
     query = ~episode["is_support"]
     loss, parts = model.loss(output, episode["labels"][query], episode["class_ids"])
-    assert set(parts) == {"ce", "aux", "scan"} and all(isinstance(v, torch.Tensor) for v in parts.values())
+    assert set(parts) == {"ce", "aux"} and all(isinstance(v, torch.Tensor) for v in parts.values())
     assert torch.isfinite(loss)
     torch.testing.assert_close(loss, parts["ce"] + 0.1 * parts["aux"])
     loss.backward()
@@ -181,31 +179,3 @@ def test_query_logits_follow_the_queries_and_ignore_other_queries(head: str) -> 
 def test_split_rows_keeps_batch_order() -> None:
     support_rows, query_rows = split_rows(torch.tensor([False, True, True, False, True, False]), 3)
     assert support_rows.tolist() == [1, 2, 4] and query_rows.tolist() == [0, 3, 5]
-
-
-def test_scan_classification_loss_trains_the_selector_through_the_scan_classifier() -> None:
-    torch.manual_seed(0)
-    sampler_cfg = SamplerConfig(num_frames=3, num_samples=16, scan_size=32, scanner_pretrained=False,
-                                scan_aux_weight=0.5)
-    sampler = STSampler.from_config(sampler_cfg)
-    backbone = build_backbone("smallcnn")
-    model = FewShotRecognizer(
-        sampler, backbone, build_head("protonet", backbone.out_dim + sampler.feature_dim, 3), TRAIN_CLASSES,
-        scan_aux_weight=0.5,
-    ).train()
-    episode = make_episode()
-    output = run(model, episode)
-    assert output.scan_logits.shape == (episode["clips"].shape[0], TRAIN_CLASSES)
-    loss, parts = model.loss(output, episode["labels"][~episode["is_support"]], episode["class_ids"])
-    torch.testing.assert_close(loss, parts["ce"] + 0.1 * parts["aux"] + 0.5 * parts["scan"])
-    parts["scan"].backward()
-    assert model.scan_classifier.weight.grad.abs().sum() > 0
-    assert sampler.selector.w1.weight.grad.abs().sum() > 0
-    assert model.backbone.trunk[0][0].weight.grad is None  # the recogniser's backbone is not in this loss
-
-
-def test_scan_classification_needs_a_scanning_sampler() -> None:
-    with pytest.raises(ConfigError, match="scan_aux_weight"):
-        FewShotRecognizer(FixedSampler([0, 2, 5]), build_backbone("smallcnn"),
-                          build_head("protonet", 256, 3), TRAIN_CLASSES, scan_aux_weight=1.0)
-    assert not hasattr(make_recognizer(), "scan_classifier")

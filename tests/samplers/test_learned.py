@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from stsampler.config import SamplerConfig, SamplerExperiments
 from stsampler.errors import ConfigError, StsamplerError
-from stsampler.samplers.learned import STSampler, attention_pool
+from stsampler.samplers.learned import STSampler
 
 B, M, T, SIZE = 6, 8, 4, 32
 SUPPORT = torch.tensor([True, True, False, False, False, False])
@@ -296,37 +296,3 @@ def test_saliency_that_does_not_train_the_scanner_still_trains_w_s() -> None:
     assert all(p.grad is None for p in detached.scanner.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in attached.scanner.parameters())
     assert detached.amplifier.w_s.grad.abs().sum() > 0
-
-
-def test_attention_pool_weighs_frames_by_their_scores() -> None:
-    features = torch.randn(2, M, 5, generator=torch.Generator().manual_seed(0))
-    flat = attention_pool(features, torch.full((2, M), 0.5))
-    torch.testing.assert_close(flat, features.mean(dim=1))
-    peaked = torch.zeros(2, M)
-    peaked[:, 3] = 1.0
-    pooled = attention_pool(features, peaked)
-    weight = 1 / (1 + (M - 1) * torch.exp(torch.tensor(-1 / 0.1)))
-    others = (features.sum(1) - features[:, 3]) / (M - 1)
-    torch.testing.assert_close(pooled, weight * features[:, 3] + (1 - weight) * others)
-
-
-@pytest.mark.parametrize("explore", [False, True])
-def test_scan_attention_trains_the_selector_also_while_exploring(explore: bool) -> None:
-    sampler = make(scan_aux_weight=1.0).train()
-    sampler.explore = explore
-    sampler.generator = torch.Generator().manual_seed(4)
-    out = sampler(clips(), SUPPORT)
-    assert out.attended_feature.shape == (B, sampler.feature_dim)
-    out.attended_feature.square().sum().backward()
-    for name, param in {"w1": sampler.selector.w1.weight, "task w2": sampler.task_learner.gen_ts.weight,
-                        "scanner": sampler.scanner.conv1[0].weight}.items():
-        assert param.grad is not None and param.grad.abs().sum() > 0, name
-    sampler.eval()
-    with torch.inference_mode():
-        assert sampler(clips(), SUPPORT).attended_feature is None
-
-
-def test_scan_attention_is_off_in_the_papers_form() -> None:
-    out = make().train()(clips(), SUPPORT)
-    assert out.attended_feature is None
-    assert make(temporal=False, scan_aux_weight=1.0).attend_scan is False

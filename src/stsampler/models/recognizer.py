@@ -23,15 +23,12 @@ class RecognizerOutput:
         sampler_output: what the sampler selected (frames, indices, scores...).
         aux_logits: auxiliary logits over all training classes ``[B, num_train_classes]`` (training
             mode only), else None.
-        scan_logits: logits over all training classes of the sampler's attention-pooled scan
-            feature ``[B, num_train_classes]`` (training mode, with ``scan_aux_weight`` > 0), else None.
     """
 
     logits: torch.Tensor
     embeddings: torch.Tensor
     sampler_output: SamplerOutput
     aux_logits: torch.Tensor | None
-    scan_logits: torch.Tensor | None = None
 
 
 def split_rows(is_support: torch.Tensor, num_support: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,10 +47,7 @@ class FewShotRecognizer(nn.Module):
     ``concat_scan_feature`` and a sampler that produces a scan feature g_X ``[B, Dg]``, g_X is appended
     to every frame embedding, so a ProtoNet head's mean over frames is cat(mean_t, g_X). The auxiliary
     classifier is a linear layer over all training classes on the mean-over-frames video embedding;
-    it runs in training mode only. With ``scan_aux_weight`` > 0 a second linear classifier learns the
-    training classes from the sampler's attention-pooled scan feature
-    (``SamplerOutput.attended_feature``), so the selector's scores learn which frames show the action
-    before the recogniser does (``docs/method.md`` section 9).
+    it runs in training mode only.
 
     Attributes:
         embed_dim: size D' of a frame embedding given to the head (backbone D, plus Dg when concatenated).
@@ -67,7 +61,6 @@ class FewShotRecognizer(nn.Module):
         num_train_classes: int,
         aux_weight: float = 0.1,
         concat_scan_feature: bool = True,
-        scan_aux_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.sampler = sampler
@@ -82,11 +75,6 @@ class FewShotRecognizer(nn.Module):
                 f"{sampler.num_frames} frames and the embeddings have dimension {self.embed_dim}"
             )
         self.aux_classifier = nn.Linear(self.embed_dim, num_train_classes)
-        self.scan_aux_weight = scan_aux_weight
-        if scan_aux_weight > 0:
-            if sampler.feature_dim == 0:
-                raise ConfigError("sampler.scan_aux_weight > 0 needs a sampler that scans (sampler.kind=learned)")
-            self.scan_classifier = nn.Linear(sampler.feature_dim, num_train_classes)
 
     def embed_frames(self, frames: torch.Tensor, video_feature: torch.Tensor | None) -> torch.Tensor:
         """Per-frame embeddings ``[B, T, D']`` of selected frames ``[B, T, 3, H, W]``.
@@ -139,18 +127,12 @@ class FewShotRecognizer(nn.Module):
         support_rows, query_rows = split_rows(is_support, support_labels.shape[0])
         logits = self.classify(embeddings[support_rows], support_labels, embeddings[query_rows], way)
         aux_logits = self.aux_classifier(embeddings.mean(1)) if self.training else None
-        scan_logits = None
-        if self.training and self.scan_aux_weight > 0:
-            scan_logits = self.scan_classifier(sampled.attended_feature)
-        return RecognizerOutput(
-            logits=logits, embeddings=embeddings, sampler_output=sampled, aux_logits=aux_logits, scan_logits=scan_logits
-        )
+        return RecognizerOutput(logits=logits, embeddings=embeddings, sampler_output=sampled, aux_logits=aux_logits)
 
     def loss(
         self, output: RecognizerOutput, query_labels: torch.Tensor, class_ids: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Query cross-entropy plus ``aux_weight`` times the auxiliary cross-entropy over all B videos, plus
-        ``scan_aux_weight`` times the scan-classification cross-entropy over all B videos.
+        """Query cross-entropy plus ``aux_weight`` times the auxiliary cross-entropy over all B videos.
 
         Args:
             output: a forward pass's output.
@@ -158,16 +140,13 @@ class FewShotRecognizer(nn.Module):
             class_ids: int64 ``[B]`` training-class indices of all videos, or None (no auxiliary loss).
 
         Returns:
-            (total loss, {"ce": query loss, "aux": auxiliary loss, "scan": scan-classification loss}), all
-            tensors; the last two are 0 without class_ids, "scan" also with ``scan_aux_weight`` 0.
+            (total loss, {"ce": query loss, "aux": auxiliary loss (0 without class_ids)}), all tensors.
         """
         ce = F.cross_entropy(output.logits, query_labels)
-        aux = scan = ce.new_zeros(())
-        if class_ids is not None:
-            if output.aux_logits is None:
-                raise ValueError("class_ids were given but the output has no aux_logits (the model was in eval mode)")
+        if class_ids is None:
+            aux = ce.new_zeros(())
+        elif output.aux_logits is None:
+            raise ValueError("class_ids were given but the output has no aux_logits (the model was in eval mode)")
+        else:
             aux = F.cross_entropy(output.aux_logits, class_ids)
-            if output.scan_logits is not None:
-                scan = F.cross_entropy(output.scan_logits, class_ids)
-        total = ce + self.aux_weight * aux + self.scan_aux_weight * scan
-        return total, {"ce": ce, "aux": aux, "scan": scan}
+        return ce + self.aux_weight * aux, {"ce": ce, "aux": aux}

@@ -28,8 +28,6 @@ class SamplerOutput:
         saliency: saliency of the selected frames ``[B, T, h, w]``, or None without amplification.
         grid: the amplification sampling grid ``[B, T, H, W, 2]`` in [-1, 1], or None.
         video_feature: the scan feature g_X ``[B, D]`` (ProtoNet concatenates it), or None.
-        attended_feature: in training, the scan features pooled by attention over the selector's
-            scores ``[B, D]`` (the scan-classification loss), or None.
     """
 
     frames: torch.Tensor
@@ -39,7 +37,6 @@ class SamplerOutput:
     saliency: torch.Tensor | None = None
     grid: torch.Tensor | None = None
     video_feature: torch.Tensor | None = None
-    attended_feature: torch.Tensor | None = None
 
 
 class FrameSampler(nn.Module):

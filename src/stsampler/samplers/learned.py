@@ -47,8 +47,6 @@ class SamplePlan(NamedTuple):
         scores: frame scores ``[B, M]`` in [0, 1], or None without the temporal selector.
         saliency: saliency of the selected frames ``[B, T, h, w]``, or None without amplification.
         video_feature: scan feature g_X ``[B, D]``.
-        attended_feature: in training with ``attend_scan``, the frame features pooled by attention
-            over the selector's scores ``[B, D]`` (:func:`attention_pool`); otherwise None.
         soft: the indicator mixes frames (training with the temporal selector), so selection is the
             product Y X; otherwise it is one-hot and selection is a gather at ``indices``.
     """
@@ -59,19 +57,6 @@ class SamplePlan(NamedTuple):
     saliency: torch.Tensor | None
     video_feature: torch.Tensor
     soft: bool
-    attended_feature: torch.Tensor | None = None
-
-
-ATTENTION_TEMPERATURE = 0.1
-"""Softmax temperature of :func:`attention_pool` over scores in [0, 1]: a frame scored 0.3 below
-another gets e^-3 of its weight, so a handful of top frames (about T of M) carry the pool."""
-
-
-def attention_pool(frame_features: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-    """Frame features ``[B, M, D]`` pooled by ``softmax(scores / ATTENTION_TEMPERATURE)`` over M,
-    scores ``[B, M]`` in [0, 1] -> ``[B, D]`` (differentiable w.r.t. both)."""
-    weights = torch.softmax(scores / ATTENTION_TEMPERATURE, dim=1)
-    return torch.einsum("bm,bmd->bd", weights.to(frame_features.dtype), frame_features)
 
 
 def select_rows(x: torch.Tensor, indicator: torch.Tensor, indices: torch.Tensor, soft: bool) -> torch.Tensor:
@@ -105,10 +90,6 @@ class STSampler(FrameSampler):
         saliency_trains_scanner: let the saliency's gradient reach the scanner's stage maps (the
             paper trains end to end). False stops it there: the amplifier trains only its own
             weights, and the scanner learns from the selector and the recogniser's use of g_X.
-        attend_scan: in training, also pool the M frame features by attention over the selector's
-            scores (:attr:`SamplePlan.attended_feature`), also while exploring, for the recogniser's
-            scan-classification loss (``sampler.scan_aux_weight``, ``docs/method.md`` section 9).
-            Needs the selector.
 
     Attributes:
         generator: optional ``torch.Generator`` for every random draw in training (the perturbation
@@ -129,12 +110,8 @@ class STSampler(FrameSampler):
         *,
         soft_saliency: bool,
         saliency_trains_scanner: bool,
-        attend_scan: bool = False,
     ) -> None:
         super().__init__()
-        if attend_scan and selector is None:
-            raise ConfigError("sampler.scan_aux_weight > 0 pools the frames by the selector's scores: it needs "
-                              "sampler.temporal=true")
         adapts_saliency = amplifier is not None and amplifier.needs_weights
         if task_learner is not None and selector is None and not adapts_saliency:
             raise ConfigError("a task learner needs a temporal selector or a saliency that takes weights (paper)")
@@ -152,7 +129,6 @@ class STSampler(FrameSampler):
         self.explore = False
         self.soft_saliency = soft_saliency
         self.saliency_trains_scanner = saliency_trains_scanner
-        self.attend_scan = attend_scan
         self._sigma = selector.sigma if selector is not None else 0.0
 
     @classmethod
@@ -166,7 +142,6 @@ class STSampler(FrameSampler):
         return cls(
             cfg.num_frames, scanner, selector, amplifier, build_task_learner(cfg, scanner.out_dim, ts_dim, sa_dim),
             soft_saliency=cfg.experimental.soft_saliency, saliency_trains_scanner=cfg.saliency_trains_scanner,
-            attend_scan=cfg.temporal and cfg.scan_aux_weight > 0,
         )
 
     @property
@@ -233,9 +208,9 @@ class STSampler(FrameSampler):
                 )
             task = self.task_params(support)
         b, m = frame_features.shape[:2]
-        w2 = task.w2 if task is not None else None
         selecting = self.selector is not None and not (self.training and self.explore)
         if selecting:
+            w2 = task.w2 if task is not None else None
             selection = self.selector(frame_features, video_feature, w2=w2, generator=self.generator)
             indicator, indices, scores = selection.indicator, selection.indices, selection.scores
         else:
@@ -245,10 +220,6 @@ class STSampler(FrameSampler):
                 indices = uniform_indices(m, self.num_frames, b, frame_features.device)
             indicator = F.one_hot(indices, m).to(frame_features.dtype)
             scores = None
-        attended = None
-        if self.attend_scan and self.training:
-            pool_scores = scores if scores is not None else self.selector.score(frame_features, video_feature, w2)
-            attended = attention_pool(frame_features, pool_scores)
         soft = selecting and self.selector.training
         saliency = None
         if self.amplifier is not None:
@@ -256,7 +227,7 @@ class STSampler(FrameSampler):
             if not self.saliency_trains_scanner:
                 maps = [m.detach() for m in maps]
             saliency = self._selected_saliency(maps, w_s, indicator, indices, soft and self.soft_saliency)
-        return SamplePlan(indices, indicator, scores, saliency, video_feature, soft, attended)
+        return SamplePlan(indices, indicator, scores, saliency, video_feature, soft)
 
     def _selected_saliency(
         self,
@@ -325,5 +296,4 @@ class STSampler(FrameSampler):
             saliency=plan.saliency,
             grid=grid,
             video_feature=plan.video_feature,
-            attended_feature=plan.attended_feature,
         )
