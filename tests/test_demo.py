@@ -49,7 +49,8 @@ def test_quick_demo_writes_table_runs_and_report(tmp_path, capsys, monkeypatch):
     assert all(line in markdown for line in table.splitlines()[2:])
     assert "| uniform |" in table and "| sampler |" in table
     assert (out / "report.html").is_file() and list((out / "report_pictures" / "sampler").glob("*.png"))
-    assert "report.html" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "report.html" in printed and "seed spread is not measured" in printed and "--seeds 3" in printed
 
     # Everything finished is reused: a second run trains and evaluates nothing and gives the same table.
     mtimes = {p: p.stat().st_mtime for p in (out / "runs").rglob("*.pt")}
