@@ -174,11 +174,8 @@ class SamplerConfig:
     ``selector_warmup`` is the number of training episodes, at the start, in which the temporal
     selector is bypassed for one random frame per segment (for recognisers trained from scratch; see
     :class:`stsampler.samplers.learned.STSampler`). ``saliency_trains_scanner`` False stops the
-    saliency's gradient at the scanner's maps. ``novelty_weight`` > 0 teaches the selector's scores to
-    rank frames by how far their scan features lie from the video's mean (a departure, method.md
-    section 9: a signal that does not wait for the recogniser; 0 is the paper). Keys of a component
-    that is switched off, and every key but ``kind`` and ``num_frames`` for the samplers without
-    weights, are neither read nor checked.
+    saliency's gradient at the scanner's maps. Keys of a component that is switched off, and every
+    key but ``kind`` and ``num_frames`` for the samplers without weights, are neither read nor checked.
     """
 
     kind: Literal["uniform", "random", "motion", "learned", "oracle"] = key("learned", ARCHITECTURE)
@@ -198,7 +195,6 @@ class SamplerConfig:
     sigma_min: float = key(0.01, TRAINING, reads="temporal", within="[0, inf)")
     saliency_trains_scanner: bool = key(True, TRAINING, reads="spatial")
     selector_warmup: int = key(0, TRAINING, reads="temporal", within="[0, inf)")
-    novelty_weight: float = key(0.0, TRAINING, reads="temporal", within="[0, inf)")
     experimental: SamplerExperiments = field(default_factory=SamplerExperiments)
 
 

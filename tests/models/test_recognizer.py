@@ -74,7 +74,7 @@ def test_shapes_loss_and_gradients(head: str) -> None:
     assert output.sampler_output.frames.shape == (batch, 3, 3, SIZE, SIZE)
     query = ~episode["is_support"]
     loss, parts = model.loss(output, episode["labels"][query], episode["class_ids"])
-    assert set(parts) == {"ce", "aux", "novelty"} and all(isinstance(v, torch.Tensor) for v in parts.values())
+    assert set(parts) == {"ce", "aux"} and all(isinstance(v, torch.Tensor) for v in parts.values())
     assert torch.isfinite(loss)
     torch.testing.assert_close(loss, parts["ce"] + 0.1 * parts["aux"])
     loss.backward()
@@ -179,13 +179,3 @@ def test_query_logits_follow_the_queries_and_ignore_other_queries(head: str) -> 
 def test_split_rows_keeps_batch_order() -> None:
     support_rows, query_rows = split_rows(torch.tensor([False, True, True, False, True, False]), 3)
     assert support_rows.tolist() == [1, 2, 4] and query_rows.tolist() == [0, 3, 5]
-
-
-def test_the_samplers_own_losses_join_the_loss() -> None:
-    model = make_recognizer().train()
-    episode = make_episode()
-    output = run(model, episode)
-    output.sampler_output.losses = {"novelty": model.sampler.gain * 2.0}
-    loss, parts = model.loss(output, episode["labels"][~episode["is_support"]], episode["class_ids"])
-    torch.testing.assert_close(loss, parts["ce"] + 0.1 * parts["aux"] + 2.0)
-    assert parts["novelty"].item() == 2.0

@@ -296,23 +296,3 @@ def test_saliency_that_does_not_train_the_scanner_still_trains_w_s() -> None:
     assert all(p.grad is None for p in detached.scanner.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in attached.scanner.parameters())
     assert detached.amplifier.w_s.grad.abs().sum() > 0
-
-
-@pytest.mark.parametrize("explore", [False, True])
-def test_novelty_teaches_the_selector_also_while_exploring(explore: bool) -> None:
-    sampler = make(novelty_weight=0.5).train()
-    sampler.explore = explore
-    sampler.generator = torch.Generator().manual_seed(4)
-    out = sampler(clips(), SUPPORT)
-    assert set(out.losses) == {"novelty"} and out.losses["novelty"].ndim == 0
-    out.losses["novelty"].backward()
-    assert sampler.selector.w1.weight.grad.abs().sum() > 0
-    assert sampler.amplifier.w_s.grad is None
-    sampler.eval()
-    with torch.inference_mode():
-        assert sampler(clips(), SUPPORT).losses == {}
-
-
-def test_no_novelty_in_the_papers_form() -> None:
-    assert make().train()(clips(), SUPPORT).losses == {}
-    assert make(temporal=False, novelty_weight=1.0).novelty_weight == 0.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from stsampler.ops.topk import hard_topk
-from stsampler.samplers.selector import TemporalSelector, novelty_loss
+from stsampler.samplers.selector import TemporalSelector
 
 B, M, T, D, HIDDEN = 6, 8, 4, 16, 32
 
@@ -100,22 +100,3 @@ def test_position_encoding_is_scaled_by_pe_scale() -> None:
     # Identical frames differ only by their position: no encoding, no preference.
     assert torch.allclose(without.score(same_frames, video), torch.zeros(2, 6))
     assert with_pe.score(same_frames, video).amax() > 0.5
-
-
-def test_novelty_loss_raises_the_score_of_the_frame_that_stands_out() -> None:
-    features = torch.randn(2, 8, 16, generator=torch.Generator().manual_seed(0)) * 0.1
-    features[:, 5] += 3.0  # one frame unlike the rest of its video
-    scores = torch.full((2, 8), 0.5, requires_grad=True)
-    loss = novelty_loss(features, scores)
-    loss.backward()
-    assert loss > 0
-    assert (scores.grad[:, 5] < 0).all() and (scores.grad[:, torch.arange(8) != 5] > 0).all()
-    taught = torch.zeros(2, 8)
-    taught[:, 5] = 1.0
-    assert novelty_loss(features, taught) < loss  # scores that single the frame out are closer to the target
-
-
-def test_novelty_loss_does_not_train_the_features() -> None:
-    features = torch.randn(2, 8, 16, requires_grad=True)
-    novelty_loss(features, torch.rand(2, 8, requires_grad=True)).backward()
-    assert features.grad is None

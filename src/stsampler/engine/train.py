@@ -52,14 +52,9 @@ from stsampler.errors import CheckpointError, ConfigError
 from stsampler.io import atomic_write_json, check_writable
 from stsampler.models.recognizer import FewShotRecognizer
 from stsampler.ops.topk import sigma_at
-from stsampler.samplers.base import SAMPLER_LOSSES
 from stsampler.samplers.learned import STSampler
 
 log = logging.getLogger(__name__)
-
-STEP_STATS = ("loss", "ce", "aux", *SAMPLER_LOSSES, "accuracy")
-"""What each training step reports: the total loss, its parts (query cross-entropy, auxiliary
-cross-entropy, the sampler's weighted losses) and the query accuracy."""
 
 
 def unwrap(model: nn.Module) -> FewShotRecognizer:
@@ -91,12 +86,12 @@ def train_step(
         clip_grad: max global gradient norm, or None.
 
     Returns:
-        Detached device scalars, means over this rank's episodes, named by :data:`STEP_STATS`. Reading
-        them synchronises with the device, so callers do so only to log.
+        Detached device scalars, means over this rank's episodes: ``loss``, ``ce``, ``aux``,
+        ``accuracy``. Reading them synchronises with the device, so callers do so only to log.
     """
     core = unwrap(model)
     optimizer.zero_grad(set_to_none=True)
-    sums = torch.zeros(len(STEP_STATS), device=device)
+    sums = torch.zeros(4, device=device)
     for j, batch in enumerate(batches):
         inputs = prepare_batch(batch, device, way, shot)
         last = j == len(batches) - 1
@@ -108,7 +103,7 @@ def train_step(
             scaled = loss / len(batches)
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
         accuracy = (output.logits.argmax(dim=-1) == inputs["query_labels"]).float().mean()
-        parts_now = [loss, *(parts[name] for name in STEP_STATS[1:-1]), accuracy]
+        parts_now = [loss, parts["ce"], parts["aux"], accuracy]
         sums += torch.stack([part.detach().float() for part in parts_now])
     if scaler is not None:
         scaler.unscale_(optimizer)
@@ -120,7 +115,7 @@ def train_step(
     else:
         optimizer.step()
     means = sums / len(batches)
-    return dict(zip(STEP_STATS, means, strict=True))
+    return {"loss": means[0], "ce": means[1], "aux": means[2], "accuracy": means[3]}
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -198,8 +193,7 @@ class _Session:
         bar: the progress bar, in episodes.
         writer: the TensorBoard ``SummaryWriter`` (rank 0; None on the other ranks).
         start_time, start_episodes: the clock and the episode count when the call began.
-        running: float ``[len(STEP_STATS)]`` on the device, the sums of the step statistics since the last log
-            line.
+        running: float ``[4]`` on the device, the sums of loss, ce, aux and accuracy since the last log line.
         since_log: the steps those sums cover.
         logged: the last logged statistics (empty before the first log line).
     """
@@ -418,7 +412,7 @@ class _Trainer:
         )
         return _Session(
             batches=episode_batches(loader), bar=bar, writer=writer, start_time=time.perf_counter(),
-            start_episodes=self.episodes_done, running=torch.zeros(len(STEP_STATS), device=self.device),
+            start_episodes=self.episodes_done, running=torch.zeros(4, device=self.device),
         )
 
     def _optimizer_step(self, session: _Session) -> None:
@@ -434,7 +428,7 @@ class _Trainer:
         self.scheduler.step()
         self.step += 1
         self.episodes_done += tcfg.tasks_per_batch
-        session.running += torch.stack([stats[name] for name in STEP_STATS])
+        session.running += torch.stack([stats["loss"], stats["ce"], stats["aux"], stats["accuracy"]])
         session.since_log += 1
         session.bar.update(tcfg.tasks_per_batch)
 
@@ -444,7 +438,7 @@ class _Trainer:
         if self.step % self.cfg.train.log_every and self.step != self.total_steps:
             return
         means = distributed.all_reduce_mean(session.running / session.since_log).tolist()
-        logged = dict(zip(STEP_STATS, means, strict=True))
+        logged = dict(zip(("loss", "ce", "aux", "accuracy"), means, strict=True))
         logged["lr"] = self.optimizer.param_groups[0]["lr"]
         if isinstance(self.model.sampler, STSampler):
             logged["sigma"] = self.model.sampler.sigma

@@ -10,7 +10,7 @@ from torch import nn
 from stsampler.errors import ConfigError
 from stsampler.models.backbones import Backbone
 from stsampler.models.heads import FewShotHead
-from stsampler.samplers.base import SAMPLER_LOSSES, FrameSampler, SamplerOutput
+from stsampler.samplers.base import FrameSampler, SamplerOutput
 
 
 @dataclass
@@ -132,8 +132,7 @@ class FewShotRecognizer(nn.Module):
     def loss(
         self, output: RecognizerOutput, query_labels: torch.Tensor, class_ids: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Query cross-entropy plus ``aux_weight`` times the auxiliary cross-entropy over all B videos, plus
-        the sampler's own (weighted) training losses.
+        """Query cross-entropy plus ``aux_weight`` times the auxiliary cross-entropy over all B videos.
 
         Args:
             output: a forward pass's output.
@@ -141,9 +140,7 @@ class FewShotRecognizer(nn.Module):
             class_ids: int64 ``[B]`` training-class indices of all videos, or None (no auxiliary loss).
 
         Returns:
-            (total loss, parts): tensors named ``"ce"`` (query loss), ``"aux"`` (auxiliary loss, 0
-            without class_ids) and each of :data:`~stsampler.samplers.base.SAMPLER_LOSSES` (0 when
-            the sampler gave none).
+            (total loss, {"ce": query loss, "aux": auxiliary loss (0 without class_ids)}), all tensors.
         """
         ce = F.cross_entropy(output.logits, query_labels)
         if class_ids is None:
@@ -152,6 +149,4 @@ class FewShotRecognizer(nn.Module):
             raise ValueError("class_ids were given but the output has no aux_logits (the model was in eval mode)")
         else:
             aux = F.cross_entropy(output.aux_logits, class_ids)
-        sampler_losses = {name: output.sampler_output.losses.get(name, ce.new_zeros(())) for name in SAMPLER_LOSSES}
-        total = ce + self.aux_weight * aux + sum(sampler_losses.values())
-        return total, {"ce": ce, "aux": aux, **sampler_losses}
+        return ce + self.aux_weight * aux, {"ce": ce, "aux": aux}

@@ -1,15 +1,12 @@
 """The interface every frame sampler implements, learned or not."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from stsampler.config import SamplerConfig
-
-SAMPLER_LOSSES = ("novelty",)
-"""The names of the losses a sampler may add in training (``SamplerOutput.losses``)."""
 
 
 def gather_frames(clips: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
@@ -31,8 +28,6 @@ class SamplerOutput:
         saliency: saliency of the selected frames ``[B, T, h, w]``, or None without amplification.
         grid: the amplification sampling grid ``[B, T, H, W, 2]`` in [-1, 1], or None.
         video_feature: the scan feature g_X ``[B, D]`` (ProtoNet concatenates it), or None.
-        losses: the sampler's own training losses, already weighted, by name (one of
-            :data:`SAMPLER_LOSSES`); the recogniser adds them to its loss. Empty in evaluation.
     """
 
     frames: torch.Tensor
@@ -42,7 +37,6 @@ class SamplerOutput:
     saliency: torch.Tensor | None = None
     grid: torch.Tensor | None = None
     video_feature: torch.Tensor | None = None
-    losses: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class FrameSampler(nn.Module):

@@ -30,7 +30,7 @@ from stsampler.errors import ConfigError, StsamplerError
 from stsampler.samplers.amplifier import SpatialAmplifier, build_amplifier
 from stsampler.samplers.base import FrameSampler, SamplerOutput, gather_frames
 from stsampler.samplers.scanner import Scanner, build_scanner
-from stsampler.samplers.selector import TemporalSelector, build_selector, novelty_loss
+from stsampler.samplers.selector import TemporalSelector, build_selector
 from stsampler.samplers.task_learner import (
     TaskAdaptiveLearner,
     TaskParams,
@@ -47,7 +47,6 @@ class SamplePlan(NamedTuple):
         scores: frame scores ``[B, M]`` in [0, 1], or None without the temporal selector.
         saliency: saliency of the selected frames ``[B, T, h, w]``, or None without amplification.
         video_feature: scan feature g_X ``[B, D]``.
-        losses: the sampler's weighted training losses (``SamplerOutput.losses``).
         soft: the indicator mixes frames (training with the temporal selector), so selection is the
             product Y X; otherwise it is one-hot and selection is a gather at ``indices``.
     """
@@ -58,7 +57,6 @@ class SamplePlan(NamedTuple):
     saliency: torch.Tensor | None
     video_feature: torch.Tensor
     soft: bool
-    losses: dict[str, torch.Tensor]
 
 
 def select_rows(x: torch.Tensor, indicator: torch.Tensor, indices: torch.Tensor, soft: bool) -> torch.Tensor:
@@ -92,10 +90,6 @@ class STSampler(FrameSampler):
         saliency_trains_scanner: let the saliency's gradient reach the scanner's stage maps (the
             paper trains end to end). False stops it there: the amplifier trains only its own
             weights, and the scanner learns from the selector and the recogniser's use of g_X.
-        novelty_weight: in training, add ``novelty_weight`` times
-            :func:`~stsampler.samplers.selector.novelty_loss` to the losses (also while exploring):
-            the scores learn which frames stand out in their video before the recogniser can tell
-            them apart (``docs/method.md`` section 9). 0 (the paper) adds nothing.
 
     Attributes:
         generator: optional ``torch.Generator`` for every random draw in training (the perturbation
@@ -116,7 +110,6 @@ class STSampler(FrameSampler):
         *,
         soft_saliency: bool,
         saliency_trains_scanner: bool,
-        novelty_weight: float = 0.0,
     ) -> None:
         super().__init__()
         adapts_saliency = amplifier is not None and amplifier.needs_weights
@@ -136,7 +129,6 @@ class STSampler(FrameSampler):
         self.explore = False
         self.soft_saliency = soft_saliency
         self.saliency_trains_scanner = saliency_trains_scanner
-        self.novelty_weight = novelty_weight if selector is not None else 0.0
         self._sigma = selector.sigma if selector is not None else 0.0
 
     @classmethod
@@ -150,7 +142,6 @@ class STSampler(FrameSampler):
         return cls(
             cfg.num_frames, scanner, selector, amplifier, build_task_learner(cfg, scanner.out_dim, ts_dim, sa_dim),
             soft_saliency=cfg.experimental.soft_saliency, saliency_trains_scanner=cfg.saliency_trains_scanner,
-            novelty_weight=cfg.novelty_weight,
         )
 
     @property
@@ -217,9 +208,9 @@ class STSampler(FrameSampler):
                 )
             task = self.task_params(support)
         b, m = frame_features.shape[:2]
-        w2 = task.w2 if task is not None else None
         selecting = self.selector is not None and not (self.training and self.explore)
         if selecting:
+            w2 = task.w2 if task is not None else None
             selection = self.selector(frame_features, video_feature, w2=w2, generator=self.generator)
             indicator, indices, scores = selection.indicator, selection.indices, selection.scores
         else:
@@ -229,10 +220,6 @@ class STSampler(FrameSampler):
                 indices = uniform_indices(m, self.num_frames, b, frame_features.device)
             indicator = F.one_hot(indices, m).to(frame_features.dtype)
             scores = None
-        losses = {}
-        if self.training and self.novelty_weight > 0:
-            taught = scores if scores is not None else self.selector.score(frame_features, video_feature, w2)
-            losses["novelty"] = self.novelty_weight * novelty_loss(frame_features, taught)
         soft = selecting and self.selector.training
         saliency = None
         if self.amplifier is not None:
@@ -240,7 +227,7 @@ class STSampler(FrameSampler):
             if not self.saliency_trains_scanner:
                 maps = [m.detach() for m in maps]
             saliency = self._selected_saliency(maps, w_s, indicator, indices, soft and self.soft_saliency)
-        return SamplePlan(indices, indicator, scores, saliency, video_feature, soft, losses)
+        return SamplePlan(indices, indicator, scores, saliency, video_feature, soft)
 
     def _selected_saliency(
         self,
@@ -309,5 +296,4 @@ class STSampler(FrameSampler):
             saliency=plan.saliency,
             grid=grid,
             video_feature=plan.video_feature,
-            losses=plan.losses,
         )

@@ -124,37 +124,6 @@ class TemporalSelector(nn.Module):
         return Selection(scores=scores, indicator=indicator, indices=indices)
 
 
-NOVELTY_TEMPERATURE = 0.2
-"""Softmax temperature of the novelty target over distances scaled to mean 1: a frame twice as far
-from the video's mean as the average frame gets e^5 (about 150) times the weight."""
-SCORE_TEMPERATURE = 0.1
-"""Softmax temperature over the scores in [0, 1] that the novelty target teaches."""
-
-
-def novelty_loss(frame_features: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-    """Teach the scores to rank frames by their novelty within the video (``docs/method.md`` section 9).
-
-    Novelty of frame i: ``||f_i - mean_j f_j||``, divided by its mean over the video. The target
-    ``softmax(novelty / NOVELTY_TEMPERATURE)`` over the M frames is a constant (no gradient); the loss
-    is the KL divergence from it to ``softmax(scores / SCORE_TEMPERATURE)``, averaged over the videos
-    (0 when the scores rank and space the frames as the target does).
-
-    Args:
-        frame_features: f_i ``[B, M, D]``.
-        scores: the selector's scores ``[B, M]`` in [0, 1].
-
-    Returns:
-        A scalar tensor, differentiable w.r.t. ``scores``.
-    """
-    with torch.no_grad():
-        features = frame_features.float()
-        distance = (features - features.mean(dim=1, keepdim=True)).norm(dim=-1)
-        distance = distance / distance.mean(dim=1, keepdim=True).clamp_min(torch.finfo(distance.dtype).tiny)
-        log_target = torch.log_softmax(distance / NOVELTY_TEMPERATURE, dim=1)
-    log_student = torch.log_softmax(scores.float() / SCORE_TEMPERATURE, dim=1)
-    return F.kl_div(log_student, log_target, reduction="batchmean", log_target=True)
-
-
 def build_selector(cfg: SamplerConfig, feature_dim: int) -> TemporalSelector | None:
     """The temporal selector of ``cfg`` over frame features of size ``feature_dim`` (None unless ``cfg.temporal``)."""
     if not cfg.temporal:
