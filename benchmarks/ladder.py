@@ -41,6 +41,10 @@ VARIANTS = {
     "oracle": ["sampler.kind=oracle"],
 }
 RESULTS = Path(__file__).parent / "results"
+DEFAULT_LEVEL_ELSEWHERE = (
+    "The default level's table is `benchmarks/results/synthetic_ablation.md`: the same data (the demo's), recipe "
+    "and training budget, whose rows none, all and oracle are this script's uniform, sampler and oracle.\n\n"
+)
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,7 @@ def main() -> None:
         + ", ".join(f"{name} (`{' '.join(overrides)}`)" for name, overrides in VARIANTS.items())
         + "; the level's data as shared overrides. Box areas are of the object's pixel box recorded in "
         "each video's metadata.\n\n"
+        + ("" if "default" in args.levels else DEFAULT_LEVEL_ELSEWHERE)
         + "\n".join(sections)
     )
     results = args.results or RESULTS / ("ladder_data.md" if args.data_only else "ladder.md")
