@@ -28,6 +28,7 @@ from _common import machine_description, markdown_report, set_threads, write_rep
 from torch import nn
 
 from stsampler.config import load_config
+from stsampler.data.dataset import VideoDataset
 from stsampler.data.events import event_table
 from stsampler.data.synthetic import load_metadata
 from stsampler.data.transforms import normalize
@@ -51,14 +52,22 @@ def signal_loss(
     return F.cross_entropy(classifier(features.mean(dim=1)), labels)
 
 
-def probe(signal: str, args: argparse.Namespace) -> list[tuple[int, float, float]]:
-    """Train with ``signal``; (step, mean loss, hit rate %) over each window of ``--every`` steps."""
-    data = args.data
+def training_data(data: Path) -> tuple[VideoDataset, torch.Tensor]:
+    """The training split of the dataset at ``data`` as the recipe decodes it (kept in memory, so every
+    signal reuses the decoded videos) and its event spans ``[n, 2]``."""
     cfg = load_config(RECIPE, [
         f"data.split_dir={data / 'splits'}", f"data.data_root={data / 'videos'}", "data.train_cache_mb=2048",
     ])
     dataset = build_dataset(cfg, "train", True)
-    spans = event_table(dataset.items, load_metadata(data))[0]
+    return dataset, event_table(dataset.items, load_metadata(data))[0]
+
+
+def probe(
+    signal: str, dataset: VideoDataset, spans: torch.Tensor, args: argparse.Namespace
+) -> list[tuple[int, float, float]]:
+    """Train with ``signal`` from the recipe's sampler and optimiser settings; (step, mean loss, hit rate %)
+    over each window of ``--every`` steps."""
+    cfg = load_config(RECIPE)
     torch.manual_seed(args.seed)
     sampler = STSampler.from_config(cfg.sampler).train()
     classifier = nn.Linear(sampler.feature_dim, dataset.num_classes)
@@ -102,7 +111,8 @@ def main() -> None:
     args = parser.parse_args()
     set_threads(args.threads)
     start = time.perf_counter()
-    results = {signal: probe(signal, args) for signal in args.signals}
+    dataset, spans = training_data(args.data)
+    results = {signal: probe(signal, dataset, spans, args) for signal in args.signals}
     steps = [step for step, _, _ in next(iter(results.values()))]
     header = "| signal | " + " | ".join(f"steps {s - args.every + 1}-{s}" for s in steps) + " |"
     lines = [header, "|---|" + "---|" * len(steps)]

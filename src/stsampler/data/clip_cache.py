@@ -102,7 +102,7 @@ class DecodedVideoCache:
 
     def __init__(self, budget_bytes: int) -> None:
         self._videos = ByteBudgetLRU(budget_bytes)
-        self.full = budget_bytes == 0
+        self.clear()
 
     @property
     def budget_bytes(self) -> int:
@@ -160,6 +160,6 @@ class DecodedVideoCache:
         return frames[index]
 
     def clear(self) -> None:
-        """Drop every cached video."""
+        """Drop every cached video (a zero budget stays full: it keeps none)."""
         self._videos.clear()
         self.full = self.budget_bytes == 0
