@@ -46,5 +46,5 @@ def test_forward_and_backward(head: str, kind: str) -> None:
     assert grads["aux_classifier.weight"].abs().sum() > 0
     assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if n.startswith("backbone."))
     if kind == "learned":
-        assert model.sampler.scanner.conv1[0].weight.grad.abs().sum() > 0
+        assert model.sampler.scanner.stem[0].weight.grad.abs().sum() > 0
         assert model.sampler.selector.w1.weight.grad.abs().sum() > 0

@@ -67,7 +67,7 @@ def test_ablation_forward_backward(temporal: bool, spatial: bool, task_adaptive:
     if not spatial:
         torch.testing.assert_close(out.frames, torch.einsum("btm,bmchw->btchw", out.indicator, x))
     (out.frames.square().mean() + out.video_feature.mean()).backward()
-    assert sampler.scanner.conv1[0].weight.grad.abs().sum() > 0
+    assert sampler.scanner.stem[0].weight.grad.abs().sum() > 0
 
 
 def test_shapes_at_default_scan_size() -> None:
@@ -194,8 +194,8 @@ def test_gradients_reach_all_parts(residual: bool) -> None:
     target = torch.randn(out.frames.shape, generator=torch.Generator().manual_seed(3))
     (out.frames * target).sum().backward()
     params = {
-        "scanner": sampler.scanner.conv1[0].weight,
-        "scanner stage 4": sampler.scanner.stage4[0].branch1[0].weight,
+        "scanner": sampler.scanner.stem[0].weight,
+        "scanner stage 4": sampler.scanner.stages[2][0].branch1[0].weight,
         "evaluator": sampler.selector.w1.weight,
         "task encoder": learner.encoder[0].weight,
         "task w2 generator": learner.gen_ts.weight,

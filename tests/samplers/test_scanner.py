@@ -116,3 +116,38 @@ def test_no_network_names_the_scanner_weights_file(tmp_path, monkeypatch: pytest
     message = str(info.value)
     assert "shufflenetv2_x0.5" in message and str(tmp_path / "hub" / "checkpoints") in message
     assert "sampler.scanner_pretrained=false" in message
+
+
+def test_smallcnn_scanner_shapes_and_max_pooled_feature() -> None:
+    torch.manual_seed(0)
+    scanner = make(arch="smallcnn", freeze_bn=False).eval()
+    frames = torch.randn(3, 3, 96, 96)
+    out = scanner(frames)
+    assert out.features.shape == (3, scanner.out_dim) == (3, 256)
+    assert [m.shape[1] for m in out.maps] == scanner.map_channels == [64, 128, 256]
+    assert [tuple(m.shape[-2:]) for m in out.maps] == [(16, 16), (8, 8), (4, 4)]
+    torch.testing.assert_close(out.features, out.maps[-1].amax(dim=(2, 3)))
+
+
+def test_smallcnn_scanner_has_no_pretrained_weights() -> None:
+    with pytest.raises(ConfigError, match="scanner_pretrained"):
+        make(arch="smallcnn", pretrained=True)
+
+
+def test_smallcnn_scanner_is_built_from_config() -> None:
+    scanner = build_scanner(SamplerConfig(scanner_arch="smallcnn", scanner_pretrained=False))
+    assert scanner.out_dim == 256 and not scanner.freeze_bn
+
+
+def test_checkpoint_of_the_earlier_module_names_loads(scanner: Scanner) -> None:
+    renamed = {
+        "stem.": "conv1.", "stages.0.": "stage2.", "stages.1.": "stage3.", "stages.2.": "stage4.", "head.": "conv5."
+    }
+    old = {}
+    for key, value in scanner.state_dict().items():
+        new = next(name for name in renamed if key.startswith(name))
+        old[renamed[new] + key[len(new):]] = value + 1.0 if value.is_floating_point() else value
+    fresh = make()
+    fresh.load_state_dict(old)
+    torch.testing.assert_close(fresh.stem[0].weight, scanner.stem[0].weight + 1.0)
+    torch.testing.assert_close(fresh.head[0].weight, scanner.head[0].weight + 1.0)

@@ -61,7 +61,16 @@ def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
-def _small_cnn(pretrained: bool, pool: str = "avg", widths: tuple[int, ...] = (32, 64, 128, 256)) -> Backbone:
+SMALL_CNN_WIDTHS = (32, 64, 128, 256)
+
+
+def small_cnn_blocks(widths: tuple[int, ...] = SMALL_CNN_WIDTHS) -> tuple[list[nn.Sequential], tuple[int, ...]]:
+    """The conv-BN-ReLU blocks of the small CNN (each stride 2) and their output channels."""
+    channels = (3, *widths)
+    return [_conv_block(c_in, c_out) for c_in, c_out in zip(channels[:-1], channels[1:], strict=True)], widths
+
+
+def _small_cnn(pretrained: bool, pool: str = "avg", widths: tuple[int, ...] = SMALL_CNN_WIDTHS) -> Backbone:
     """Four conv-BN-ReLU blocks (channels 32-64-128-256, each stride 2) and global pooling.
 
     At 112 px the last feature map is 7x7; out_dim is 256. ``pool`` is ``"avg"`` or ``"max"``
@@ -70,8 +79,7 @@ def _small_cnn(pretrained: bool, pool: str = "avg", widths: tuple[int, ...] = (3
     """
     if pretrained:
         raise ConfigError("the smallcnn backbones have no pretrained weights; set model.pretrained to false")
-    channels = (3, *widths)
-    blocks = [_conv_block(c_in, c_out) for c_in, c_out in zip(channels[:-1], channels[1:], strict=True)]
+    blocks, _ = small_cnn_blocks(widths)
     pooling = nn.AdaptiveAvgPool2d(1) if pool == "avg" else nn.AdaptiveMaxPool2d(1)
     trunk = nn.Sequential(*blocks, pooling, nn.Flatten())
     return Backbone(trunk, widths[-1])

@@ -1,9 +1,14 @@
-"""The scanner: a light ShuffleNet-v2 that looks at every dense frame at low resolution.
+"""The scanner: a light CNN that looks at every dense frame at low resolution.
 
-It gives each frame a feature f_i (global-average-pooled conv5, 1024-d) and keeps the stage-2/3/4
-feature maps for saliency. Input frames are normalised with the ImageNet mean and standard deviation,
-which is exactly the normalisation torchvision's ImageNet ShuffleNet-v2 weights expect, so the
-project's normalised clips feed the scanner unchanged.
+It gives each frame a feature f_i and keeps three stage feature maps for saliency. Two families:
+
+* ShuffleNet-v2 (the paper's): f_i is the global-average-pooled conv5, 1024-d. Input frames are
+  normalised with the ImageNet mean and standard deviation, which is exactly the normalisation
+  torchvision's ImageNet ShuffleNet-v2 weights expect, so the project's normalised clips feed the
+  scanner unchanged.
+* ``smallcnn`` (a departure for the CPU recipes trained from scratch, ``docs/method.md`` section 9):
+  the four conv-BN-ReLU blocks of the ``smallcnn`` backbone; f_i is the global max of the last
+  block, 256-d, so a small object's response is not averaged away.
 """
 from __future__ import annotations
 
@@ -17,18 +22,27 @@ from torchvision import models
 
 from stsampler.config import SamplerConfig
 from stsampler.errors import ConfigError
+from stsampler.models.backbones import small_cnn_blocks
 from stsampler.pretrained import load_pretrained
 
-ARCHS = ("shufflenet_v2_x0_5", "shufflenet_v2_x1_0")
+SHUFFLENETS = ("shufflenet_v2_x0_5", "shufflenet_v2_x1_0")
+ARCHS = (*SHUFFLENETS, "smallcnn")
+#: Module names of the ShuffleNet scanner's parameters before the stem/stages/head layout, in
+#: checkpoints written by earlier versions: read at their new names.
+_OLD_NAMES = {
+    "conv1.": "stem.", "stage2.": "stages.0.", "stage3.": "stages.1.", "stage4.": "stages.2.", "conv5.": "head."
+}
 
 
 class ScanOutput(NamedTuple):
     """What the scanner sees in N frames.
 
     Attributes:
-        features: per-frame features ``[N, D]`` (D = 1024, global-average-pooled conv5).
-        maps: stage-2, stage-3 and stage-4 feature maps, ``[N, C_k, h_k, w_k]``. Stage 2 is
-            ``map_size x map_size``; stages 3 and 4 keep their own (coarser) resolution.
+        features: per-frame features ``[N, D]`` (ShuffleNet: D = 1024, global-average-pooled conv5;
+            smallcnn: D = 256, global max of the last block).
+        maps: three stage feature maps, ``[N, C_k, h_k, w_k]`` (ShuffleNet: stages 2-4; smallcnn:
+            blocks 2-4). The first is ``map_size x map_size``; the others keep their own (coarser)
+            resolution.
     """
 
     features: torch.Tensor
@@ -36,15 +50,17 @@ class ScanOutput(NamedTuple):
 
 
 class Scanner(nn.Module):
-    """torchvision ShuffleNet-v2 without the max-pool after conv1, run at ``scan_size``.
+    """A stem, three stages whose maps feed the saliency, and a pooled feature, run at ``scan_size``.
 
-    With ``scan_size=64`` and no max-pool, stage 2 is 16 x 16 (the saliency resolution); for other
-    scan sizes the stage-2 map is resized to ``map_size``.
+    ShuffleNet-v2 (torchvision's) runs without the max-pool after conv1; ``smallcnn`` is the
+    ``smallcnn`` backbone's four stride-2 blocks (block 1 the stem). Either way, at
+    ``scan_size=64`` the first map is 16 x 16 (the saliency resolution); for other scan sizes it is
+    resized to ``map_size``.
 
     Args:
-        arch: ``"shufflenet_v2_x0_5"`` or ``"shufflenet_v2_x1_0"``.
-        pretrained: load torchvision's ImageNet weights (downloads them once); False gives a random
-            initialisation and downloads nothing.
+        arch: one of :data:`ARCHS`.
+        pretrained: load torchvision's ImageNet weights (ShuffleNet only; downloads them once);
+            False gives a random initialisation and downloads nothing.
         scan_size: side of the square each frame is resized to before scanning.
         freeze_bn: keep every batch-norm layer on its running statistics, also in training, so
             one video's features never depend on the other videos of the batch (a query on other
@@ -56,19 +72,32 @@ class Scanner(nn.Module):
         super().__init__()
         if arch not in ARCHS:
             raise ConfigError(f"scanner arch {arch!r} is not one of {ARCHS}")
-        weights = models.get_model_weights(arch).IMAGENET1K_V1 if pretrained else None
-        net = load_pretrained(partial(models.get_model, arch), weights) if pretrained else models.get_model(arch)
-        self.conv1 = net.conv1
-        self.stage2 = net.stage2
-        self.stage3 = net.stage3
-        self.stage4 = net.stage4
-        self.conv5 = net.conv5
+        if arch in SHUFFLENETS:
+            weights = models.get_model_weights(arch).IMAGENET1K_V1 if pretrained else None
+            net = load_pretrained(partial(models.get_model, arch), weights) if pretrained else models.get_model(arch)
+            self.stem: nn.Module = net.conv1
+            self.stages = nn.ModuleList([net.stage2, net.stage3, net.stage4])
+            self.head: nn.Module = net.conv5
+            # torchvision records the channel counts of conv1, stages 2-4 and conv5.
+            self.map_channels: list[int] = list(net._stage_out_channels[1:4])
+            self.out_dim: int = net._stage_out_channels[-1]
+            self.max_pool = False
+        else:
+            if pretrained:
+                raise ConfigError(
+                    "the smallcnn scanner has no pretrained weights; set sampler.scanner_pretrained to false"
+                )
+            blocks, widths = small_cnn_blocks()
+            self.stem = blocks[0]
+            self.stages = nn.ModuleList(blocks[1:])
+            self.head = nn.Identity()
+            self.map_channels = list(widths[1:])
+            self.out_dim = widths[-1]
+            self.max_pool = True
         self.scan_size = scan_size
         self.map_size = map_size
         self.freeze_bn = freeze_bn
-        # torchvision records the channel counts of conv1, stages 2-4 and conv5.
-        self.map_channels: list[int] = list(net._stage_out_channels[1:4])
-        self.out_dim: int = net._stage_out_channels[-1]
+        self.register_load_state_dict_pre_hook(_rename_old_keys)
 
     def train(self, mode: bool = True) -> Scanner:
         """Set training mode; batch-norm layers stay in evaluation mode when ``freeze_bn``."""
@@ -94,14 +123,26 @@ class Scanner(nn.Module):
             frames = F.interpolate(
                 frames, size=size, mode="bilinear", align_corners=False, antialias=downscale
             )
-        x = self.conv1(frames)
-        s2 = self.stage2(x)
-        s3 = self.stage3(s2)
-        s4 = self.stage4(s3)
-        features = self.conv5(s4).mean(dim=(2, 3))
-        if tuple(s2.shape[-2:]) != (self.map_size, self.map_size):
-            s2 = F.interpolate(s2, size=(self.map_size, self.map_size), mode="bilinear", align_corners=False)
-        return ScanOutput(features=features, maps=[s2, s3, s4])
+        maps = []
+        x = self.stem(frames)
+        for stage in self.stages:
+            x = stage(x)
+            maps.append(x)
+        last = self.head(x)
+        features = last.amax(dim=(2, 3)) if self.max_pool else last.mean(dim=(2, 3))
+        if tuple(maps[0].shape[-2:]) != (self.map_size, self.map_size):
+            maps[0] = F.interpolate(maps[0], size=(self.map_size, self.map_size), mode="bilinear", align_corners=False)
+        return ScanOutput(features=features, maps=maps)
+
+
+def _rename_old_keys(module: nn.Module, state_dict: dict, prefix: str, *args: object) -> None:
+    """Load hook: move an earlier version's ShuffleNet scanner keys (``conv1``, ``stage2``-``stage4``,
+    ``conv5``) to their current names, in place."""
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        rest = key[len(prefix):]
+        old = next((name for name in _OLD_NAMES if rest.startswith(name)), None)
+        if old is not None:
+            state_dict[prefix + _OLD_NAMES[old] + rest[len(old):]] = state_dict.pop(key)
 
 
 def build_scanner(cfg: SamplerConfig) -> Scanner:
