@@ -3,12 +3,12 @@
 Trains ``synthetic/sampler`` twice on the same data, side by side (two processes, one thread each,
 started together, so both see the same machine load):
 
-* ``before``: the recipe as it trained before its speed changes, restored by two overrides:
-  the saliency of all M scanned frames selected by the soft indicator
-  (``sampler.experimental.soft_saliency=true``) and every training clip decoded from the file
-  (``data.train_cache_mb=0``);
-* ``after``: the recipe as shipped (saliency of the T hard-selected frames only; the training
-  videos decoded once into memory).
+* ``before``: the recipe as it trained before its speed changes, restored by three overrides:
+  the ShuffleNet-v2 scanner (``sampler.scanner_arch=shufflenet_v2_x0_5``), the saliency of all M
+  scanned frames selected by the soft indicator (``sampler.experimental.soft_saliency=true``) and
+  every training clip decoded from the file (``data.train_cache_mb=0``);
+* ``after``: the recipe as shipped (the small-CNN scanner; saliency of the T hard-selected frames
+  only; the training videos decoded once into memory).
 
 Both runs skip the selector warm-up (the selector works from the first episode, as in most of a
 run) and validation, so the number is the training loop's: ``episodes_per_s`` from each run's
@@ -37,7 +37,9 @@ from stsampler.demo import DemoConfig
 
 RECIPE = "synthetic/sampler"
 VARIANTS = {
-    "before": ["sampler.experimental.soft_saliency=true", "data.train_cache_mb=0"],
+    "before": [
+        "sampler.scanner_arch=shufflenet_v2_x0_5", "sampler.experimental.soft_saliency=true", "data.train_cache_mb=0",
+    ],
     "after": [],
 }
 

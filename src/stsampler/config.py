@@ -174,8 +174,12 @@ class SamplerConfig:
     ``selector_warmup`` is the number of training episodes, at the start, in which the temporal
     selector is bypassed for one random frame per segment (for recognisers trained from scratch; see
     :class:`stsampler.samplers.learned.STSampler`). ``saliency_trains_scanner`` False stops the
-    saliency's gradient at the scanner's maps. Keys of a component that is switched off, and every
-    key but ``kind`` and ``num_frames`` for the samplers without weights, are neither read nor checked.
+    saliency's gradient at the scanner's maps. ``evaluator_learns`` False keeps the selector's
+    evaluator (and the task learner's w2 generator) at its initialisation: the selector's gradient
+    then trains the scanner only. ``scanner_arch``: ``shufflenet_v2_x0_5`` or
+    ``shufflenet_v2_x1_0`` (the paper's), or ``smallcnn`` (no pretrained weights; method.md 2.2).
+    Keys of a component that is switched off, and every key but ``kind`` and ``num_frames`` for the
+    samplers without weights, are neither read nor checked.
     """
 
     kind: Literal["uniform", "random", "motion", "learned", "oracle"] = key("learned", ARCHITECTURE)
@@ -195,6 +199,7 @@ class SamplerConfig:
     sigma_min: float = key(0.01, TRAINING, reads="temporal", within="[0, inf)")
     saliency_trains_scanner: bool = key(True, TRAINING, reads="spatial")
     selector_warmup: int = key(0, TRAINING, reads="temporal", within="[0, inf)")
+    evaluator_learns: bool = key(True, TRAINING, reads="temporal")
     experimental: SamplerExperiments = field(default_factory=SamplerExperiments)
 
 

@@ -209,6 +209,25 @@ def test_gradients_reach_all_parts(residual: bool) -> None:
     assert all(w.requires_grad == residual for w in shared)
 
 
+def test_fixed_evaluator_trains_the_scanner_through_the_scores_only() -> None:
+    sampler = make(evaluator_learns=False, saliency_trains_scanner=False).train()
+    learner = sampler.task_learner
+    initial = {name: p.detach().clone() for name, p in sampler.selector.named_parameters()}
+    fixed = [*sampler.selector.parameters(), *learner.gen_ts.parameters()]
+    assert fixed and not any(p.requires_grad for p in fixed)
+    assert all(p.requires_grad for p in [*sampler.scanner.parameters(), *learner.gen_sa.parameters()])
+    sampler.generator = torch.Generator().manual_seed(2)
+    out = sampler(clips(), SUPPORT)
+    target = torch.randn(out.frames.shape, generator=torch.Generator().manual_seed(3))
+    (out.frames * target).sum().backward()  # only through the selection and the warp, not g_X
+    assert all(p.grad is None for p in fixed)
+    assert sampler.scanner.stem[0].weight.grad.abs().sum() > 0
+    optimizer = torch.optim.AdamW([p for p in sampler.parameters() if p.requires_grad], lr=0.1)
+    optimizer.step()
+    for name, p in sampler.selector.named_parameters():
+        torch.testing.assert_close(p, initial[name], rtol=0, atol=0)
+
+
 def test_explore_bypasses_the_selector_in_training_only() -> None:
     sampler = make().train()
     sampler.explore = True

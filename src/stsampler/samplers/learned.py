@@ -87,6 +87,9 @@ class STSampler(FrameSampler):
         soft_saliency: in training with the selector, select the saliency with the soft indicator,
             S' = Y S (the paper): the scores also learn from which frames' maps warp well, at the
             cost of the saliency of all M frames. False takes the saliency of the hard top-T frames.
+        evaluator_learns: train the selector's evaluator (W1, w2) and the task learner's w2 generator
+            (the paper). False keeps them at their initialisation, a fixed random scorer of the scan
+            features (``docs/method.md`` section 9): the score gradient then trains the scanner only.
         saliency_trains_scanner: let the saliency's gradient reach the scanner's stage maps (the
             paper trains end to end). False stops it there: the amplifier trains only its own
             weights, and the scanner learns from the selector and the recogniser's use of g_X.
@@ -110,6 +113,7 @@ class STSampler(FrameSampler):
         *,
         soft_saliency: bool,
         saliency_trains_scanner: bool,
+        evaluator_learns: bool = True,
     ) -> None:
         super().__init__()
         adapts_saliency = amplifier is not None and amplifier.needs_weights
@@ -125,6 +129,10 @@ class STSampler(FrameSampler):
             for shared in self._shared_weights():
                 if shared is not None:
                     shared.requires_grad_(False)
+        if not evaluator_learns:
+            fixed = [selector, task_learner.gen_ts if task_learner is not None else None]
+            for module in (m for m in fixed if m is not None):
+                module.requires_grad_(False)
         self.generator: torch.Generator | None = None
         self.explore = False
         self.soft_saliency = soft_saliency
@@ -142,6 +150,7 @@ class STSampler(FrameSampler):
         return cls(
             cfg.num_frames, scanner, selector, amplifier, build_task_learner(cfg, scanner.out_dim, ts_dim, sa_dim),
             soft_saliency=cfg.experimental.soft_saliency, saliency_trains_scanner=cfg.saliency_trains_scanner,
+            evaluator_learns=cfg.evaluator_learns,
         )
 
     @property
