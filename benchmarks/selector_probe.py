@@ -39,6 +39,10 @@ SIGNALS = ("mean", "attention")
 SCORE_TEMPERATURE = 0.1
 """Softmax temperature of the attention over the selector's scores in [0, 1]."""
 RECIPE = "synthetic/sampler"
+SAMPLER = ["sampler.scanner_arch=shufflenet_v2_x0_5", "sampler.evaluator_learns=true"]
+"""The probe's scanner and selector: the ShuffleNet scanner and a learning evaluator, the setting in which
+the hard level's selector learned to look away from the event (the recipe now scans with the small CNN
+and keeps the evaluator fixed, ``docs/method.md`` section 9)."""
 BATCH = 16
 
 
@@ -67,7 +71,7 @@ def probe(
 ) -> list[tuple[int, float, float]]:
     """Train with ``signal`` from the recipe's sampler and optimiser settings; (step, mean loss, hit rate %)
     over each window of ``--every`` steps."""
-    cfg = load_config(RECIPE)
+    cfg = load_config(RECIPE, SAMPLER)
     torch.manual_seed(args.seed)
     sampler = STSampler.from_config(cfg.sampler).train()
     classifier = nn.Linear(sampler.feature_dim, dataset.num_classes)
@@ -120,7 +124,8 @@ def main() -> None:
         lines.append(f"| {signal} | " + " | ".join(f"{hit:.1f}% ({loss:.2f})" for _, loss, hit in rows) + " |")
     body = (
         f"Temporal hit rate of the selector's top-T frames over each window of training steps (mean loss "
-        f"in brackets), recipe `{RECIPE}`, data `{args.data.as_posix()}`, {BATCH} training videos per step, seed "
+        f"in brackets), recipe `{RECIPE}` with {' '.join(SAMPLER)}, data `{args.data.as_posix()}`, {BATCH} "
+        f"training videos per step, seed "
         f"{args.seed}. Wall time {(time.perf_counter() - start) / 60:.1f} min.\n\n" + "\n".join(lines) + "\n"
     )
     machine = machine_description([torch.device("cpu")])

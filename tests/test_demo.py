@@ -28,7 +28,7 @@ def test_the_demo_changes_only_size_and_data_keys_of_the_shipped_recipe(tmp_path
         assert differ <= SIZE_KEYS, differ - SIZE_KEYS
         assert changed["model"] == recipe["model"] and changed["data"]["num_frames"] == recipe["data"]["num_frames"]
         assert changed["train"]["episodes"] == demo.episodes
-        assert 0 < changed["sampler"]["selector_warmup"] < demo.episodes
+        assert 0 < changed["sampler"]["sigma_every"] < demo.episodes  # the schedule scales with the budget
 
 
 @pytest.mark.slow
