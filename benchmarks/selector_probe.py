@@ -124,8 +124,7 @@ def main() -> None:
         lines.append(f"| {signal} | " + " | ".join(f"{hit:.1f}% ({loss:.2f})" for _, loss, hit in rows) + " |")
     body = (
         f"Temporal hit rate of the selector's top-T frames over each window of training steps (mean loss "
-        f"in brackets), recipe `{RECIPE}` with {' '.join(SAMPLER)}, data `{args.data.as_posix()}`, {BATCH} "
-        f"training videos per step, seed "
+        f"in brackets), recipe `{RECIPE}`, data `{args.data.as_posix()}`, {BATCH} training videos per step, seed "
         f"{args.seed}. Wall time {(time.perf_counter() - start) / 60:.1f} min.\n\n" + "\n".join(lines) + "\n"
     )
     machine = machine_description([torch.device("cpu")])
