@@ -7,7 +7,7 @@ from torch import nn
 
 from stsampler.config import SamplerConfig, SamplerExperiments
 from stsampler.errors import ConfigError
-from stsampler.samplers.scanner import Scanner, build_scanner
+from stsampler.samplers.scanner import Scanner, build_scanner, rename_earlier_keys
 
 
 def make(**kwargs: object) -> Scanner:
@@ -139,15 +139,28 @@ def test_smallcnn_scanner_is_built_from_config() -> None:
     assert scanner.out_dim == 256 and not scanner.freeze_bn
 
 
-def test_checkpoint_of_the_earlier_module_names_loads(scanner: Scanner) -> None:
-    renamed = {
+def test_earlier_scanner_keys_are_renamed(scanner: Scanner) -> None:
+    earlier = {
         "stem.": "conv1.", "stages.0.": "stage2.", "stages.1.": "stage3.", "stages.2.": "stage4.", "head.": "conv5."
     }
+    current = {f"sampler.scanner.{k}": v for k, v in scanner.state_dict().items()} | {"head.fc.weight": torch.ones(1)}
     old = {}
-    for key, value in scanner.state_dict().items():
-        new = next(name for name in renamed if key.startswith(name))
-        old[renamed[new] + key[len(new):]] = value + 1.0 if value.is_floating_point() else value
-    fresh = make()
-    fresh.load_state_dict(old)
-    torch.testing.assert_close(fresh.stem[0].weight, scanner.stem[0].weight + 1.0)
-    torch.testing.assert_close(fresh.head[0].weight, scanner.head[0].weight + 1.0)
+    for key, value in current.items():
+        rest = key.removeprefix("sampler.scanner.")
+        new = next((name for name in earlier if rest.startswith(name)), None) if rest != key else None
+        old[key if new is None else "sampler.scanner." + earlier[new] + rest[len(new):]] = value
+    assert old.keys() != current.keys()
+    renamed = rename_earlier_keys(old)
+    assert renamed.keys() == current.keys()
+    assert all(renamed[k] is current[k] for k in current)
+
+
+def test_a_checkpoint_file_with_earlier_scanner_keys_is_read_at_current_names(tmp_path) -> None:
+    from stsampler.engine.checkpoint import load_checkpoint
+
+    weight = torch.randn(24, 3, 3, 3)
+    path = tmp_path / "old.pt"
+    torch.save({"model": {"sampler.scanner.conv1.0.weight": weight}, "config": {}}, path)
+    state = load_checkpoint(path)
+    assert list(state["model"]) == ["sampler.scanner.stem.0.weight"]
+    torch.testing.assert_close(state["model"]["sampler.scanner.stem.0.weight"], weight)

@@ -35,6 +35,7 @@ from stsampler.engine.builder import build_model
 from stsampler.errors import CheckpointError, ConfigError
 from stsampler.io import atomic_torch_save, load_torch_file
 from stsampler.models.recognizer import FewShotRecognizer
+from stsampler.samplers.scanner import rename_earlier_keys
 
 CHECKPOINT_DIR = "checkpoints"
 BEST = "best.pt"
@@ -46,7 +47,8 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a checkpoint with ``weights_only=True`` onto the CPU.
+    """Read a checkpoint with ``weights_only=True`` onto the CPU (an earlier version's scanner keys
+    renamed to the current ones).
 
     Raises:
         CheckpointError: the file is missing, corrupt or not a stsampler checkpoint.
@@ -55,6 +57,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     state = load_torch_file(path, "checkpoint")
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise CheckpointError(f"{path} is not a stsampler checkpoint (no 'model' and 'config' entries)")
+    state["model"] = rename_earlier_keys(state["model"])
     return state
 
 

@@ -28,7 +28,7 @@ from stsampler.pretrained import load_pretrained
 SHUFFLENETS = ("shufflenet_v2_x0_5", "shufflenet_v2_x1_0")
 ARCHS = (*SHUFFLENETS, "smallcnn")
 #: Module names of the ShuffleNet scanner's parameters before the stem/stages/head layout, in
-#: checkpoints written by earlier versions: read at their new names.
+#: checkpoints written by earlier versions: read at their new names (:func:`rename_earlier_keys`).
 _OLD_NAMES = {
     "conv1.": "stem.", "stage2.": "stages.0.", "stage3.": "stages.1.", "stage4.": "stages.2.", "conv5.": "head."
 }
@@ -97,7 +97,6 @@ class Scanner(nn.Module):
         self.scan_size = scan_size
         self.map_size = map_size
         self.freeze_bn = freeze_bn
-        self.register_load_state_dict_pre_hook(_rename_old_keys)
 
     def train(self, mode: bool = True) -> Scanner:
         """Set training mode; batch-norm layers stay in evaluation mode when ``freeze_bn``."""
@@ -137,14 +136,15 @@ class Scanner(nn.Module):
         return ScanOutput(features=features, maps=maps)
 
 
-def _rename_old_keys(module: nn.Module, state_dict: dict, prefix: str, *args: object) -> None:
-    """Load hook: move an earlier version's ShuffleNet scanner keys (``conv1``, ``stage2``-``stage4``,
-    ``conv5``) to their current names, in place."""
-    for key in [k for k in state_dict if k.startswith(prefix)]:
-        rest = key[len(prefix):]
-        old = next((name for name in _OLD_NAMES if rest.startswith(name)), None)
-        if old is not None:
-            state_dict[prefix + _OLD_NAMES[old] + rest[len(old):]] = state_dict.pop(key)
+def rename_earlier_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state_dict with an earlier version's scanner keys (``...scanner.conv1.``, ``stage2``-``stage4``,
+    ``conv5``) at their current names; every other key unchanged."""
+    renamed = {}
+    for key, value in state.items():
+        head, found, rest = key.partition("scanner.")
+        old = next((name for name in _OLD_NAMES if rest.startswith(name)), None) if found else None
+        renamed[head + found + _OLD_NAMES[old] + rest[len(old):] if old else key] = value
+    return renamed
 
 
 def build_scanner(cfg: SamplerConfig) -> Scanner:
