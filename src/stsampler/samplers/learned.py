@@ -87,12 +87,12 @@ class STSampler(FrameSampler):
         soft_saliency: in training with the selector, select the saliency with the soft indicator,
             S' = Y S (the paper): the scores also learn from which frames' maps warp well, at the
             cost of the saliency of all M frames. False takes the saliency of the hard top-T frames.
-        evaluator_learns: train the selector's evaluator (W1, w2) and the task learner's w2 generator
-            (the paper). False keeps them at their initialisation, a fixed random scorer of the scan
-            features (``docs/method.md`` section 9): the score gradient then trains the scanner only.
         saliency_trains_scanner: let the saliency's gradient reach the scanner's stage maps (the
             paper trains end to end). False stops it there: the amplifier trains only its own
             weights, and the scanner learns from the selector and the recogniser's use of g_X.
+        evaluator_learns: train the selector's evaluator (W1, w2) and the task learner's w2 generator
+            (the paper). False keeps them at their initialisation, a fixed random scorer of the scan
+            features (``docs/method.md`` section 9): the score gradient then trains the scanner only.
 
     Attributes:
         generator: optional ``torch.Generator`` for every random draw in training (the perturbation
