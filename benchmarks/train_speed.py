@@ -10,6 +10,10 @@ started together, so both see the same machine load):
 * ``after``: the recipe as shipped (the small-CNN scanner; saliency of the T hard-selected frames
   only; the training videos decoded once into memory).
 
+Everything else is the shipped recipe in both runs, the fixed evaluator included: it is not a speed
+change (the evaluator's forward is 2 ms of an 814-ms episode and the whole optimiser step 1 ms,
+benchmarks/results/train_profile.md).
+
 Both runs skip the selector warm-up (the selector works from the first episode, as in most of a
 run) and validation, so the number is the training loop's: ``episodes_per_s`` from each run's
 ``results.json`` (episodes over the loop's wall time, decoding included). The table goes to

@@ -64,10 +64,10 @@ def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 SMALL_CNN_WIDTHS = (32, 64, 128, 256)
 
 
-def small_cnn_blocks(widths: tuple[int, ...] = SMALL_CNN_WIDTHS) -> tuple[list[nn.Sequential], tuple[int, ...]]:
-    """The conv-BN-ReLU blocks of the small CNN (each stride 2) and their output channels."""
+def small_cnn_blocks(widths: tuple[int, ...]) -> list[nn.Sequential]:
+    """The conv-BN-ReLU blocks of the small CNN, each stride 2, with ``widths`` output channels."""
     channels = (3, *widths)
-    return [_conv_block(c_in, c_out) for c_in, c_out in zip(channels[:-1], channels[1:], strict=True)], widths
+    return [_conv_block(c_in, c_out) for c_in, c_out in zip(channels[:-1], channels[1:], strict=True)]
 
 
 def _small_cnn(pretrained: bool, pool: str = "avg", widths: tuple[int, ...] = SMALL_CNN_WIDTHS) -> Backbone:
@@ -79,7 +79,7 @@ def _small_cnn(pretrained: bool, pool: str = "avg", widths: tuple[int, ...] = SM
     """
     if pretrained:
         raise ConfigError("the smallcnn backbones have no pretrained weights; set model.pretrained to false")
-    blocks, _ = small_cnn_blocks(widths)
+    blocks = small_cnn_blocks(widths)
     pooling = nn.AdaptiveAvgPool2d(1) if pool == "avg" else nn.AdaptiveMaxPool2d(1)
     trunk = nn.Sequential(*blocks, pooling, nn.Flatten())
     return Backbone(trunk, widths[-1])

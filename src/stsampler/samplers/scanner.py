@@ -22,7 +22,7 @@ from torchvision import models
 
 from stsampler.config import SamplerConfig
 from stsampler.errors import ConfigError
-from stsampler.models.backbones import small_cnn_blocks
+from stsampler.models.backbones import SMALL_CNN_WIDTHS, small_cnn_blocks
 from stsampler.pretrained import load_pretrained
 
 SHUFFLENETS = ("shufflenet_v2_x0_5", "shufflenet_v2_x1_0")
@@ -65,7 +65,7 @@ class Scanner(nn.Module):
         freeze_bn: keep every batch-norm layer on its running statistics, also in training, so
             one video's features never depend on the other videos of the batch (a query on other
             queries); only the affine parameters learn.
-        map_size: side of the stage-2 map handed on for saliency.
+        map_size: side of the first map handed on for saliency.
     """
 
     def __init__(self, arch: str, pretrained: bool, scan_size: int, freeze_bn: bool, map_size: int = 16) -> None:
@@ -87,12 +87,12 @@ class Scanner(nn.Module):
                 raise ConfigError(
                     "the smallcnn scanner has no pretrained weights; set sampler.scanner_pretrained to false"
                 )
-            blocks, widths = small_cnn_blocks()
+            blocks = small_cnn_blocks(SMALL_CNN_WIDTHS)
             self.stem = blocks[0]
             self.stages = nn.ModuleList(blocks[1:])
             self.head = nn.Identity()
-            self.map_channels = list(widths[1:])
-            self.out_dim = widths[-1]
+            self.map_channels = list(SMALL_CNN_WIDTHS[1:])
+            self.out_dim = SMALL_CNN_WIDTHS[-1]
             self.small_cnn = True
         self.scan_size = scan_size
         self.map_size = map_size
