@@ -153,3 +153,16 @@ def test_train_says_on_the_command_line_when_episodes_are_rounded_up(tiny_run, t
     err = capsys.readouterr().err
     assert "train.episodes=3 is not a multiple of train.tasks_per_batch=2" in err and "4 episodes" in err
     assert json.loads((tmp_path / "run" / "results.json").read_text())["episodes"] == 4
+
+
+@pytest.mark.parametrize(
+    "argv, seeds", [([], 2), (["--quick"], 1), (["--seeds", "3"], 3), (["--quick", "--seeds", "2"], 2)]
+)
+def test_demo_trains_two_seeds_unless_quick_or_told(monkeypatch, tmp_path, argv, seeds):
+    import stsampler.demo
+
+    called = {}
+    monkeypatch.setattr(stsampler.demo, "run_demo", lambda demo, out, workers, command: called.update(
+        seeds=demo.seeds, command=command))
+    assert main(["demo", "--out", str(tmp_path), *argv]) == 0
+    assert called["seeds"] == seeds and f"--seeds {seeds}" in called["command"]

@@ -21,8 +21,9 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     from stsampler.demo import DemoConfig, run_demo
 
     demo = DemoConfig.quick() if args.quick else DemoConfig()
-    demo.seeds = args.seeds
-    words = ["stsampler", "demo", "--out", args.out, *(["--quick"] if args.quick else []), "--seeds", str(args.seeds)]
+    if args.seeds is not None:
+        demo.seeds = args.seeds
+    words = ["stsampler", "demo", "--out", args.out, *(["--quick"] if args.quick else []), "--seeds", str(demo.seeds)]
     run_demo(demo, Path(args.out), workers=args.workers, command=shlex.join([*words, "--workers", str(args.workers)]))
 
 
@@ -238,8 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument(
-        "--seeds", type=int, default=1,
-        help="training seeds per model; the table gives their spread (default: %(default)s)",
+        "--seeds", type=int, default=None,
+        help="training seeds per model; the table gives their spread (default: 2, with --quick 1)",
     )
 
     p = add(
