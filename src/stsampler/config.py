@@ -176,9 +176,7 @@ class SamplerConfig:
     :class:`stsampler.samplers.learned.STSampler`). ``saliency_trains_scanner`` False stops the
     saliency's gradient at the scanner's maps. ``evaluator_learns`` False keeps the selector's
     evaluator (and the task learner's w2 generator) at its initialisation: the selector's gradient
-    then trains the scanner only. ``scorer``: how the selector scores a frame, ``evaluator`` (the
-    paper's MLP over the frame and video features) or ``distance`` (the weighted distance of the
-    frame's scan feature from the video's mean; method.md 2.3). ``scanner_arch``: ``shufflenet_v2_x0_5`` or
+    then trains the scanner only. ``scanner_arch``: ``shufflenet_v2_x0_5`` or
     ``shufflenet_v2_x1_0`` (the paper's), or ``smallcnn`` (no pretrained weights; method.md 2.2).
     Keys of a component that is switched off, and every key but ``kind`` and ``num_frames`` for the
     samplers without weights, are neither read nor checked.
@@ -202,7 +200,6 @@ class SamplerConfig:
     saliency_trains_scanner: bool = key(True, TRAINING, reads="spatial")
     selector_warmup: int = key(0, TRAINING, reads="temporal", within="[0, inf)")
     evaluator_learns: bool = key(True, TRAINING, reads="temporal")
-    scorer: Literal["evaluator", "distance"] = key("evaluator", ARCHITECTURE, reads="temporal")
     experimental: SamplerExperiments = field(default_factory=SamplerExperiments)
 
 

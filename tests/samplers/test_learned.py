@@ -209,9 +209,8 @@ def test_gradients_reach_all_parts(residual: bool) -> None:
     assert all(w.requires_grad == residual for w in shared)
 
 
-@pytest.mark.parametrize("scorer", ["evaluator", "distance"])
-def test_fixed_evaluator_trains_the_scanner_through_the_scores_only(scorer: str) -> None:
-    sampler = make(evaluator_learns=False, saliency_trains_scanner=False, scorer=scorer).train()
+def test_fixed_evaluator_trains_the_scanner_through_the_scores_only() -> None:
+    sampler = make(evaluator_learns=False, saliency_trains_scanner=False).train()
     learner = sampler.task_learner
     initial = {name: p.detach().clone() for name, p in sampler.selector.named_parameters()}
     fixed = [*sampler.selector.parameters(), *learner.gen_ts.parameters()]

@@ -100,30 +100,3 @@ def test_position_encoding_is_scaled_by_pe_scale() -> None:
     # Identical frames differ only by their position: no encoding, no preference.
     assert torch.allclose(without.score(same_frames, video), torch.zeros(2, 6))
     assert with_pe.score(same_frames, video).amax() > 0.5
-
-
-def test_distance_scorer_starts_as_the_distance_from_the_video_mean() -> None:
-    selector, f, g = make(scorer="distance")
-    assert selector.w1 is None and selector.w2.shape == (D,)
-    distance = (f - g[:, None]).norm(dim=-1)
-    lo, hi = distance.amin(dim=1, keepdim=True), distance.amax(dim=1, keepdim=True)
-    torch.testing.assert_close(selector.eval()(f, g).scores, (distance - lo) / (hi - lo))
-    # A frame unlike the rest of its video is selected, wherever it is.
-    odd = f.clone()
-    odd[:, 5] += 10.0
-    assert torch.all((selector(odd, odd.mean(dim=1)).indices == 5).any(dim=1))
-
-
-def test_distance_scorer_weights_channels_and_passes_gradient_to_the_features() -> None:
-    selector, f, g = make(scorer="distance")
-    features = f.clone().requires_grad_(True)
-    only_first = torch.zeros(D)
-    only_first[0] = 1.0
-    torch.testing.assert_close(
-        selector.eval().score(features, g, w2=only_first),
-        selector.score(features[..., :1], g[:, :1], w2=torch.ones(1)),
-    )
-    out = selector.train()(features, features.mean(dim=1), generator=torch.Generator().manual_seed(2))
-    target = torch.randn(B, T, M, generator=torch.Generator().manual_seed(3))
-    (out.indicator * target).sum().backward()
-    assert features.grad.abs().sum() > 0 and selector.w2.grad.abs().sum() > 0
