@@ -40,6 +40,27 @@ def test_training_lowers_the_loss_and_beats_chance(tiny_config, tmp_path: Path) 
     assert result.accuracy > 100 / 3 + 15, (history, result.accuracy)
 
 
+@pytest.mark.parametrize("kind", ["learned", "oracle"])
+def test_validation_on_synthetic_data_reports_the_event_hit_rate(
+    kind: str, tiny_config, synth_root: Path, tmp_path: Path
+) -> None:
+    """The learned sampler's validation records and logs where its picks fall; the oracle, handed the
+    event, is not scored."""
+    cfg = tiny_config(
+        data={"metadata": str(synth_root / "metadata.json")}, sampler={"kind": kind},
+        train={"episodes": 4, "val_every": 2, "val_episodes": 2},
+    )
+    results = train(cfg, tmp_path / "run", progress=False)
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert [v["episodes"] for v in results["val"]] == [2, 4]
+    if kind == "oracle":
+        assert all("hit_rate" not in v for v in results["val"]) and "temporal hit rate" not in log
+        return
+    for entry in results["val"]:
+        assert 0.0 <= entry["hit_rate"] <= 100.0 and entry["magnification"] >= 0.0
+        assert f"temporal hit rate {entry['hit_rate']:.1f}%" in log
+
+
 def test_resume_reaches_the_same_parameters(tiny_config, tmp_path: Path) -> None:
     """Resumed between the selector warm-up (random frames) and selection: the same run as straight."""
     cfg = tiny_config(

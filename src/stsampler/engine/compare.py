@@ -26,12 +26,11 @@ from typing import Sequence
 
 from stsampler.config import Config, apply_overrides, config_from_dict, config_to_dict, load_saved_config
 from stsampler.data.episodes import load_episodes, save_episodes
-from stsampler.data.synthetic import load_metadata
 from stsampler.engine import distributed
 from stsampler.engine.builder import build_dataset
 from stsampler.engine.checkpoint import CHECKPOINT_DIR, LAST, load_model, recipe_diff, resolve_checkpoint
 from stsampler.engine.evaluate import evaluate, make_episodes
-from stsampler.engine.metrics import EventScorer
+from stsampler.engine.metrics import event_scorer
 from stsampler.engine.runtime import resolve_amp
 from stsampler.engine.stats import PairedDifference, mean_ci95, paired_difference, seed_mean_per_episode
 from stsampler.engine.substitutions import substitution_warning
@@ -118,11 +117,7 @@ def evaluate_variant(
     device = distributed.init(cfg.train.device, "train.device")
     model, cfg = load_model(run_dir, device)
     dataset = build_dataset(cfg, cfg.eval.split, train=False)
-    scorer = (
-        EventScorer(dataset, metadata)
-        if metadata is not None and cfg.sampler.kind != "oracle"
-        else None
-    )
+    scorer = event_scorer(cfg, dataset, metadata)
     result = evaluate(
         model, dataset, episodes, shot, device, resolve_amp(cfg.train.amp, device, cfg.model.backbone),
         workers=cfg.data.workers, progress=progress, on_batch=scorer,
@@ -230,16 +225,6 @@ def summarise(name: str, overrides: Sequence[str], runs: Sequence[VariantResult]
         hit_rate=_mean_or_none([r.hit_rate for r in runs]),
         magnification=_mean_or_none([r.magnification for r in runs]), difference=difference,
     )
-
-
-def synthetic_metadata(cfg: Config) -> dict | None:
-    """The event metadata of a synthetic dataset, to score the sampler's picks: ``data.metadata``, else a
-    ``metadata.json`` beside the split folder; None for other data."""
-    if cfg.data.metadata is not None:
-        return load_metadata(cfg.data.metadata)
-    if cfg.data.split_dir is not None and (Path(cfg.data.split_dir).parent / "metadata.json").is_file():
-        return load_metadata(Path(cfg.data.split_dir).parent)
-    return None
 
 
 def eval_task(cfg: Config) -> tuple[int, int]:

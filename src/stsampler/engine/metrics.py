@@ -6,11 +6,33 @@ more output pixels the box gets than in the unwarped frame).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
+from stsampler.config import Config
 from stsampler.data.dataset import VideoDataset
 from stsampler.data.events import event_table
+from stsampler.data.synthetic import load_metadata
 from stsampler.models.recognizer import RecognizerOutput
+
+
+def synthetic_metadata(cfg: Config) -> dict | None:
+    """The event metadata of a synthetic dataset, to score the sampler's picks: ``data.metadata``, else a
+    ``metadata.json`` beside the split folder; None for other data."""
+    if cfg.data.metadata is not None:
+        return load_metadata(cfg.data.metadata)
+    if cfg.data.split_dir is not None and (Path(cfg.data.split_dir).parent / "metadata.json").is_file():
+        return load_metadata(Path(cfg.data.split_dir).parent)
+    return None
+
+
+def event_scorer(cfg: Config, dataset: VideoDataset, metadata: dict | None) -> EventScorer | None:
+    """A fresh :class:`EventScorer` of ``dataset`` when there is event ``metadata`` and the sampler of ``cfg``
+    chooses its frames (None for the oracle, which is handed the event, and for data without events)."""
+    if metadata is None or cfg.sampler.kind == "oracle":
+        return None
+    return EventScorer(dataset, metadata)
 
 
 class EventScorer:

@@ -33,9 +33,9 @@ from stsampler.engine.compare import (  # noqa: E402
     default_title,
     episodes_file,
     format_table,
-    synthetic_metadata,
     write_comparison,
 )
+from stsampler.engine.metrics import synthetic_metadata  # noqa: E402
 from stsampler.engine.stats import seed_mean_per_episode  # noqa: E402
 from stsampler.errors import ConfigError  # noqa: E402
 from stsampler.io import atomic_write_text  # noqa: E402

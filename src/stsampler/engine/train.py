@@ -46,6 +46,7 @@ from stsampler.engine.checkpoint import (
     save_checkpoint,
 )
 from stsampler.engine.evaluate import evaluate, make_episodes
+from stsampler.engine.metrics import event_scorer, synthetic_metadata
 from stsampler.engine.runtime import autocast, episode_batches, episode_loader, prepare_batch, resolve_amp
 from stsampler.engine.substitutions import Substitutions, pairs_text
 from stsampler.errors import CheckpointError, ConfigError
@@ -238,6 +239,7 @@ class _Trainer:
             if self.val_set is not None
             else []
         )
+        self.val_metadata = synthetic_metadata(cfg) if self.val_set is not None else None
         self.episodes_done = int(self.state["episodes"]) if self.state else 0
         self.step = int(self.state["step"]) if self.state else 0
         self.sampler = EpisodeSampler(
@@ -343,18 +345,25 @@ class _Trainer:
         return _has_selector(self.model) and self.episodes_done <= self.cfg.sampler.selector_warmup
 
     def _validate(self) -> dict:
+        """Test on the validation episodes; on synthetic data (event metadata) also the sampler's temporal hit
+        rate and event magnification, so a run's log shows whether and when its selector found the events."""
         distributed.broadcast_buffers(self.model)
+        scorer = event_scorer(self.cfg, self.val_set, self.val_metadata)
         result = evaluate(
             self.model, self.val_set, self.val_episodes, self.cfg.train.shot, self.device, self.amp,
-            workers=self.cfg.data.workers, progress=False,
+            workers=self.cfg.data.workers, progress=False, on_batch=scorer,
         )
         entry = {"episodes": self.episodes_done, "accuracy": result.accuracy, "ci95": result.ci95}
+        events = ""
+        if scorer is not None:
+            entry |= {"hit_rate": scorer.hit_rate, "magnification": scorer.magnification}
+            events = f" (temporal hit rate {scorer.hit_rate:.1f}%, event magnification {scorer.magnification:.2f}x)"
         if result.num_substitutions:
             self.substitutions["val"].update(Substitutions(result.substitutions))
             log.warning("val after %d episodes: %d unreadable video(s) replaced: %s", self.episodes_done,
                         result.num_substitutions, pairs_text(result.substitutions))
         self.history.append(entry)
-        log.info("val after %d episodes: %.2f +- %.2f%%", self.episodes_done, result.accuracy, result.ci95)
+        log.info("val after %d episodes: %.2f +- %.2f%%%s", self.episodes_done, result.accuracy, result.ci95, events)
         if self._selector_untrained():
             log.info("not a best-checkpoint candidate: the selector is still in its warm-up")
         elif self.best is None or result.accuracy > self.best["accuracy"]:
@@ -465,7 +474,9 @@ class _Trainer:
         entry = self._validate()
         self.model.train()
         if session.writer is not None:
-            session.writer.add_scalar("val/accuracy", entry["accuracy"], self.episodes_done)
+            for name in ("accuracy", "hit_rate", "magnification"):
+                if name in entry:
+                    session.writer.add_scalar(f"val/{name}", entry[name], self.episodes_done)
 
     def _checkpoint_if_due(self, before: int) -> None:
         """Save ``last.pt`` when the step crossed a multiple of ``train.ckpt_every`` episodes or was the last."""
