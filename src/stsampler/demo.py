@@ -129,8 +129,8 @@ def run_demo(
     if demo.seeds == 1:
         print(
             "Each row is one training seed: its seed spread is not measured here. On this recipe rows move by "
-            "several points between seeds (benchmarks/results/synthetic_ablation.md); `stsampler demo --seeds 3` "
-            "trains three seeds per row (three times as long) and fills the seed min-max column."
+            "several points between seeds (benchmarks/results/synthetic_ablation.md); without --seeds the demo "
+            "trains two seeds per row, with `--seeds 3` three, and fills the seed min-max column."
         )
     print(f"report with plots and pictures of what the sampler sees: {out / REPORT}")
     print(f"regenerate with: {command}")
