@@ -123,3 +123,19 @@ def test_the_page_renders_in_chromium_without_console_errors(tmp_path, tiny_conf
     done = subprocess.run([*check[:2], str(broken), "--screenshot", str(tmp_path / "b.png")], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 1 and "Uncaught" in done.stderr
+
+
+def test_learning_curves_add_the_hit_rate_only_where_runs_recorded_it(tmp_path) -> None:
+    from stsampler.engine.report import learning_curves_figure
+
+    def variant(name: str, val: list[dict]) -> dict:
+        atomic_write_json(tmp_path / name / "results.json", {
+            "train_history": [{"episodes": 4, "loss": 1.5}, {"episodes": 8, "loss": 1.2}], "val": val})
+        return {"name": name, "runs": [{"seed": 0, "run_dir": name}]}
+
+    plain = [variant("uniform", [{"episodes": 8, "accuracy": 30.0}])]
+    assert len(learning_curves_figure(plain, tmp_path).axes) == 2
+    scored = [{"episodes": 4, "accuracy": 30.0, "hit_rate": 12.0}, {"episodes": 8, "accuracy": 40.0, "hit_rate": 35.0}]
+    figure = learning_curves_figure([*plain, variant("sampler", scored)], tmp_path)
+    hit_axis = figure.axes[2]
+    assert len(hit_axis.lines) == 2 and list(hit_axis.lines[1].get_ydata()) == [12.0, 35.0]

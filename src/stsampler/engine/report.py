@@ -4,8 +4,9 @@ Built from ``OUT/compare.json`` and the finished run folders only (nothing train
 evaluated, except that ``show`` draws a few test videos): the comparison table, the accuracy per
 test class per variant, the distribution of the per-episode paired differences against the first
 variant, the learning curves of every run (``results.json``: ``train_history`` for the training
-loss, ``val`` for the validation accuracy), and, for variants with a learned sampler, what their
-sampler sees in the test videos on which the variants disagree most. Plots are drawn with
+loss, ``val`` for the validation accuracy and, on synthetic data, the temporal hit rate), and, for
+variants with a learned sampler, what their sampler sees in the test videos on which the variants
+disagree most. Plots are drawn with
 matplotlib (Agg) and inlined as base64 PNG; the page loads nothing else.
 """
 from __future__ import annotations
@@ -118,23 +119,33 @@ def difference_figure(variants: Sequence[dict]) -> Figure:
 
 
 def learning_curves_figure(variants: Sequence[dict], out_dir: Path) -> Figure:
-    """Training loss and validation accuracy against training episodes, one line per run."""
-    fig, (loss_ax, val_ax) = plt.subplots(1, 2, figsize=(10, 3.2))
+    """Training loss and validation accuracy against training episodes, one line per run, and the validation
+    temporal hit rate where the runs recorded it (synthetic data: whether and when a selector found the events)."""
+    runs = []
     for k, v in enumerate(variants):
-        color = f"C{k % 10}"
         for r in v["runs"]:
             path = out_dir / r["run_dir"] / "results.json"
             results = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-            label = f"{v['name']} seed {r['seed']}"
-            train = results.get("train_history", [])
-            loss_ax.plot([h["episodes"] for h in train], [h["loss"] for h in train], ".-", color=color, alpha=0.7,
-                         label=label)
-            val = results.get("val", [])
-            val_ax.plot([h["episodes"] for h in val], [h["accuracy"] for h in val], "o-", color=color, alpha=0.7,
-                        label=label)
+            runs.append((f"C{k % 10}", f"{v['name']} seed {r['seed']}", results))
+    hits = any("hit_rate" in h for _, _, results in runs for h in results.get("val", []))
+    fig, axes = plt.subplots(1, 3 if hits else 2, figsize=(15 if hits else 10, 3.2))
+    loss_ax, val_ax = axes[:2]
+    for color, label, results in runs:
+        train = results.get("train_history", [])
+        loss_ax.plot([h["episodes"] for h in train], [h["loss"] for h in train], ".-", color=color, alpha=0.7,
+                     label=label)
+        val = results.get("val", [])
+        val_ax.plot([h["episodes"] for h in val], [h["accuracy"] for h in val], "o-", color=color, alpha=0.7,
+                    label=label)
+        if hits:
+            scored = [h for h in val if "hit_rate" in h]
+            axes[2].plot([h["episodes"] for h in scored], [h["hit_rate"] for h in scored], "o-", color=color,
+                         alpha=0.7, label=label)
     loss_ax.set(xlabel="training episodes", ylabel="training loss")
     val_ax.set(xlabel="training episodes", ylabel="validation accuracy (%)")
     val_ax.legend(fontsize=7)
+    if hits:
+        axes[2].set(xlabel="training episodes", ylabel="validation temporal hit rate (%)")
     return fig
 
 
