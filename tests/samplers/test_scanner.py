@@ -139,20 +139,18 @@ def test_smallcnn_scanner_is_built_from_config() -> None:
     assert scanner.out_dim == 256 and not scanner.freeze_bn
 
 
-def test_earlier_scanner_keys_are_renamed(scanner: Scanner) -> None:
+def test_earlier_scanner_keys_are_renamed() -> None:
+    a, b, c, d, e = (torch.full((1,), float(i)) for i in range(5))
     earlier = {
-        "stem.": "conv1.", "stages.0.": "stage2.", "stages.1.": "stage3.", "stages.2.": "stage4.", "head.": "conv5."
+        "sampler.scanner.conv1.0.weight": a, "sampler.scanner.stage3.1.branch2.0.weight": b,
+        "sampler.scanner.conv5.1.running_mean": c, "backbone.conv1.weight": d, "sampler.selector.w2": e,
     }
-    current = {f"sampler.scanner.{k}": v for k, v in scanner.state_dict().items()} | {"head.fc.weight": torch.ones(1)}
-    old = {}
-    for key, value in current.items():
-        rest = key.removeprefix("sampler.scanner.")
-        new = next((name for name in earlier if rest.startswith(name)), None) if rest != key else None
-        old[key if new is None else "sampler.scanner." + earlier[new] + rest[len(new):]] = value
-    assert old.keys() != current.keys()
-    renamed = rename_earlier_keys(old)
-    assert renamed.keys() == current.keys()
-    assert all(renamed[k] is current[k] for k in current)
+    renamed = rename_earlier_keys(earlier)
+    assert renamed == {
+        "sampler.scanner.stem.0.weight": a, "sampler.scanner.stages.1.1.branch2.0.weight": b,
+        "sampler.scanner.head.1.running_mean": c, "backbone.conv1.weight": d, "sampler.selector.w2": e,
+    }
+    assert rename_earlier_keys(renamed) == renamed  # current names stay as they are
 
 
 def test_a_checkpoint_file_with_earlier_scanner_keys_is_read_at_current_names(tmp_path) -> None:

@@ -6,8 +6,8 @@ test class per variant, the distribution of the per-episode paired differences a
 variant, the learning curves of every run (``results.json``: ``train_history`` for the training
 loss, ``val`` for the validation accuracy and, on synthetic data, the temporal hit rate), and, for
 variants with a learned sampler, what their sampler sees in the test videos on which the variants
-disagree most. Plots are drawn with
-matplotlib (Agg) and inlined as base64 PNG; the page loads nothing else.
+disagree most. Plots are drawn with matplotlib (Agg) and inlined as base64 PNG; the page loads
+nothing else.
 """
 from __future__ import annotations
 
@@ -127,25 +127,17 @@ def learning_curves_figure(variants: Sequence[dict], out_dir: Path) -> Figure:
             path = out_dir / r["run_dir"] / "results.json"
             results = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
             runs.append((f"C{k % 10}", f"{v['name']} seed {r['seed']}", results))
-    hits = any("hit_rate" in h for _, _, results in runs for h in results.get("val", []))
-    fig, axes = plt.subplots(1, 3 if hits else 2, figsize=(15 if hits else 10, 3.2))
-    loss_ax, val_ax = axes[:2]
-    for color, label, results in runs:
-        train = results.get("train_history", [])
-        loss_ax.plot([h["episodes"] for h in train], [h["loss"] for h in train], ".-", color=color, alpha=0.7,
-                     label=label)
-        val = results.get("val", [])
-        val_ax.plot([h["episodes"] for h in val], [h["accuracy"] for h in val], "o-", color=color, alpha=0.7,
+    panels = [("train_history", "loss", "training loss", ".-"), ("val", "accuracy", "validation accuracy (%)", "o-")]
+    if any("hit_rate" in h for _, _, results in runs for h in results.get("val", [])):
+        panels.append(("val", "hit_rate", "validation temporal hit rate (%)", "o-"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.2))
+    for ax, (history, key, ylabel, style) in zip(axes, panels, strict=True):
+        for color, label, results in runs:
+            points = [h for h in results.get(history, []) if key in h]
+            ax.plot([h["episodes"] for h in points], [h[key] for h in points], style, color=color, alpha=0.7,
                     label=label)
-        if hits:
-            scored = [h for h in val if "hit_rate" in h]
-            axes[2].plot([h["episodes"] for h in scored], [h["hit_rate"] for h in scored], "o-", color=color,
-                         alpha=0.7, label=label)
-    loss_ax.set(xlabel="training episodes", ylabel="training loss")
-    val_ax.set(xlabel="training episodes", ylabel="validation accuracy (%)")
-    val_ax.legend(fontsize=7)
-    if hits:
-        axes[2].set(xlabel="training episodes", ylabel="validation temporal hit rate (%)")
+        ax.set(xlabel="training episodes", ylabel=ylabel)
+    axes[1].legend(fontsize=7)
     return fig
 
 
