@@ -135,6 +135,13 @@ def test_cross_field_checks(minimal: Path) -> None:
         load_config(minimal, ["sampler.selector_warmup=100000"])
     with pytest.raises(ConfigError, match="data.eval_cache_mb"):
         load_config(minimal, ["data.eval_cache_mb=-1"])
+    with pytest.raises(ConfigError, match="sampler.scanner_shares_backbone.*'shufflenet_v2_x0_5' and 'resnet50'"):
+        load_config(minimal, ["sampler.scanner_shares_backbone=true"])
+    shared = [
+        "sampler.scanner_shares_backbone=true", "sampler.scanner_arch=smallcnn", "sampler.scanner_pretrained=false"
+    ]
+    assert load_config(minimal, [*shared, "model.backbone=smallcnn_max"]).sampler.scanner_shares_backbone
+    assert load_config(minimal, [*shared, "model.backbone=resnet50", "sampler.kind=uniform"]).sampler.kind == "uniform"
 
 
 def test_round_trip(minimal: Path, tmp_path: Path) -> None:

@@ -49,6 +49,8 @@ RUNTIME: Role = "runtime"
 #: What reads a sampler key: a switch of the learned sampler (its keys are unread while it is off), or
 #: ``learned`` for keys only the learned sampler reads. A key without a component is read by every sampler.
 COMPONENTS = ("temporal", "spatial", "task_adaptive", "learned")
+#: Backbones built from the small CNN's blocks, which a ``smallcnn`` scanner can share.
+SMALL_CNN_BACKBONES = ("smallcnn", "smallcnn_max")
 
 _KEY_INFO = "stsampler"
 
@@ -178,6 +180,8 @@ class SamplerConfig:
     evaluator (and the task learner's w2 generator) at its initialisation: the selector's gradient
     then trains the scanner only. ``scanner_arch``: ``shufflenet_v2_x0_5`` or
     ``shufflenet_v2_x1_0`` (the paper's), or ``smallcnn`` (no pretrained weights; method.md 2.2).
+    ``scanner_shares_backbone`` True makes a ``smallcnn`` scanner use the recogniser's ``smallcnn``
+    backbone blocks (one set of weights; method.md section 9).
     Keys of a component that is switched off, and every key but ``kind`` and ``num_frames`` for the
     samplers without weights, are neither read nor checked.
     """
@@ -190,6 +194,7 @@ class SamplerConfig:
     saliency: Literal["paper", "code"] = key("paper", ARCHITECTURE, reads="spatial")
     scanner_arch: str = key("shufflenet_v2_x0_5", ARCHITECTURE, reads="learned")
     scanner_pretrained: bool = key(True, TRAINING, reads="learned")
+    scanner_shares_backbone: bool = key(False, ARCHITECTURE, reads="learned")
     scan_size: int = key(64, ARCHITECTURE, reads="learned", within="[1, inf)")
     max_zoom: float = key(4.0, ARCHITECTURE, reads="spatial", within="[1, inf)")
     num_samples: int = key(500, TRAINING, reads="temporal", within="[1, inf)")
@@ -506,6 +511,14 @@ def _validate(cfg: Config) -> None:
     if cfg.sampler.kind == "oracle" and cfg.data.metadata is None:
         raise ConfigError(
             "sampler.kind 'oracle' needs 'data.metadata': the metadata.json of a synthetic dataset"
+        )
+    if is_read("sampler.scanner_shares_backbone", values) and cfg.sampler.scanner_shares_backbone and (
+        cfg.sampler.scanner_arch != "smallcnn" or cfg.model.backbone not in SMALL_CNN_BACKBONES
+    ):
+        raise ConfigError(
+            "sampler.scanner_shares_backbone needs sampler.scanner_arch 'smallcnn' and model.backbone one of "
+            f"{SMALL_CNN_BACKBONES} (the same blocks); got {cfg.sampler.scanner_arch!r} and "
+            f"{cfg.model.backbone!r}: set it to false or use those two"
         )
     if is_read("sampler.selector_warmup", values) and cfg.sampler.selector_warmup >= cfg.train.episodes:
         raise ConfigError(

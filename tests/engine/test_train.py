@@ -89,6 +89,26 @@ def test_resume_reaches_the_same_parameters(tiny_config, tmp_path: Path) -> None
     assert straight["best"]["episodes"] == resumed["best"]["episodes"] == 4
 
 
+def test_a_scanner_sharing_the_backbone_stays_one_set_of_weights_through_training_and_loading(
+    tiny_config, tmp_path: Path
+) -> None:
+    cfg = tiny_config(
+        sampler={"kind": "learned", "scanner_arch": "smallcnn", "scanner_shares_backbone": True,
+                 "evaluator_learns": False, "saliency_trains_scanner": False},
+        train={"episodes": 2, "tasks_per_batch": 1},
+    )
+    train(cfg, tmp_path / "run", progress=False)
+    checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert checkpoint["episodes"] == 2
+    state = checkpoint["model"]  # after training, each shared tensor under both names is the same
+    for scanner_key, backbone_key in [("stem.0.weight", "0.0.weight"), ("stem.1.running_mean", "0.1.running_mean"),
+                                      ("stages.2.0.weight", "3.0.weight")]:
+        assert torch.equal(state["sampler.scanner." + scanner_key], state["backbone.trunk." + backbone_key])
+    model, _ = load_model(tmp_path / "run")
+    assert model.sampler.scanner.stem is model.backbone.trunk[0]
+    assert model.sampler.scanner.stages[2] is model.backbone.trunk[3]
+
+
 def test_resume_with_another_architecture_is_refused(tiny_config, tmp_path: Path) -> None:
     train(tiny_config(), tmp_path / "run", progress=False, max_steps=1)
     with pytest.raises(CheckpointError, match="model.head"):

@@ -7,6 +7,7 @@ from torch import nn
 
 from stsampler.config import SamplerConfig, SamplerExperiments
 from stsampler.errors import ConfigError
+from stsampler.models.backbones import build_backbone
 from stsampler.samplers.scanner import Scanner, build_scanner, rename_earlier_keys
 
 
@@ -79,6 +80,25 @@ def test_no_download_without_pretrained(monkeypatch: pytest.MonkeyPatch) -> None
 def test_unknown_arch() -> None:
     with pytest.raises(ConfigError):
         make(arch="resnet18")
+
+
+def test_a_shared_backbone_is_one_set_of_weights_for_scanner_and_recogniser() -> None:
+    torch.manual_seed(0)
+    scanner = make(arch="smallcnn", freeze_bn=False)
+    backbone = build_backbone("smallcnn_max")
+    scanner.share_backbone(backbone)
+    assert [scanner.stem, *scanner.stages] == list(backbone.trunk)[:4]
+    frames = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(scanner(frames).features, backbone(frames))  # both: the global max of block 4
+    backbone(frames).sum().backward()  # a loss of the recogniser alone trains the scanner's first block
+    assert scanner.stem[0].weight.grad is not None and scanner.stem[0].weight.grad.abs().sum() > 0
+
+
+def test_only_a_small_cnn_scanner_shares_a_small_cnn_backbone() -> None:
+    with pytest.raises(ConfigError, match="scanner_shares_backbone"):
+        make().share_backbone(build_backbone("smallcnn_max"))
+    with pytest.raises(ConfigError, match="scanner_shares_backbone"):
+        make(arch="smallcnn", freeze_bn=False).share_backbone(build_backbone("resnet18"))
 
 
 @pytest.mark.parametrize(

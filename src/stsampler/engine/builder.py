@@ -16,6 +16,7 @@ from stsampler.errors import DatasetError
 from stsampler.models.backbones import build_backbone
 from stsampler.models.heads import build_head
 from stsampler.models.recognizer import FewShotRecognizer
+from stsampler.samplers.learned import STSampler
 from stsampler.samplers.registry import build_sampler
 
 __all__ = ["build_dataset", "build_model", "build_sampler", "resolve_flip", "resolve_split"]
@@ -26,11 +27,14 @@ log = logging.getLogger(__name__)
 def build_model(cfg: Config, num_train_classes: int) -> FewShotRecognizer:
     """Sampler + backbone + head + auxiliary classifier over ``num_train_classes`` classes.
 
-    A ``model.weights_path`` takes precedence over ``model.pretrained``.
+    A ``model.weights_path`` takes precedence over ``model.pretrained``. With
+    ``sampler.scanner_shares_backbone`` the learned sampler scans with the backbone's blocks.
     """
     sampler = build_sampler(cfg.sampler, seed=cfg.train.seed)
     weights_path = cfg.model.weights_path
     backbone = build_backbone(cfg.model.backbone, cfg.model.pretrained and weights_path is None, weights_path)
+    if isinstance(sampler, STSampler) and cfg.sampler.scanner_shares_backbone:
+        sampler.scanner.share_backbone(backbone)
     concat = cfg.model.concat_scan_feature and sampler.feature_dim > 0
     dim = backbone.out_dim + (sampler.feature_dim if concat else 0)
     head = build_head(cfg.model.head, dim, cfg.sampler.num_frames, **cfg.model.head_args)

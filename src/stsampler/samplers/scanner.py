@@ -22,7 +22,7 @@ from torchvision import models
 
 from stsampler.config import SamplerConfig
 from stsampler.errors import ConfigError
-from stsampler.models.backbones import SMALL_CNN_WIDTHS, small_cnn_blocks
+from stsampler.models.backbones import SMALL_CNN_WIDTHS, Backbone, small_cnn_blocks
 from stsampler.pretrained import load_pretrained
 
 SHUFFLENETS = ("shufflenet_v2_x0_5", "shufflenet_v2_x1_0")
@@ -97,6 +97,28 @@ class Scanner(nn.Module):
         self.scan_size = scan_size
         self.map_size = map_size
         self.freeze_bn = freeze_bn
+
+    def share_backbone(self, backbone: Backbone) -> None:
+        """Scan with the blocks of the recogniser's small-CNN ``backbone`` instead of this scanner's own.
+
+        One set of weights then serves both: the recogniser's losses train the features the selector
+        scores, and the selector's gradient reaches the backbone (``docs/method.md`` section 9). The
+        batch-norm layers are shared too. Raises ConfigError for a ShuffleNet scanner or a backbone
+        whose trunk does not start with the small CNN's blocks.
+        """
+        trunk = backbone.trunk
+        blocks = list(trunk)[: len(SMALL_CNN_WIDTHS)] if isinstance(trunk, nn.Sequential) else []
+        own = [self.stem, *self.stages]
+        same = self.small_cnn and len(blocks) == len(own) and all(
+            [p.shape for p in a.parameters()] == [p.shape for p in b.parameters()]
+            for a, b in zip(blocks, own, strict=True)
+        )
+        if not same:
+            raise ConfigError(
+                "sampler.scanner_shares_backbone needs a smallcnn scanner and a smallcnn backbone of the same widths"
+            )
+        self.stem = blocks[0]
+        self.stages = nn.ModuleList(blocks[1:])
 
     def train(self, mode: bool = True) -> Scanner:
         """Set training mode; batch-norm layers stay in evaluation mode when ``freeze_bn``."""
