@@ -39,7 +39,9 @@ SIGNALS = ("mean", "attention")
 SCORE_TEMPERATURE = 0.1
 """Softmax temperature of the attention over the selector's scores in [0, 1]."""
 RECIPE = "synthetic/sampler"
-SAMPLER = ["sampler.scanner_arch=shufflenet_v2_x0_5", "sampler.evaluator_learns=true"]
+SAMPLER = [
+    "sampler.scanner_arch=shufflenet_v2_x0_5", "sampler.scanner_shares_backbone=false", "sampler.evaluator_learns=true"
+]
 """The probe's scanner and selector: the ShuffleNet scanner and a learning evaluator, the setting in which
 the hard level's selector learned to look away from the event (the recipe now scans with the small CNN
 and keeps the evaluator fixed, ``docs/method.md`` section 9)."""

@@ -4,7 +4,8 @@ Trains ``synthetic/sampler`` twice on the same data, side by side (two processes
 started together, so both see the same machine load):
 
 * ``before``: the recipe as it trained before its speed changes, restored by three overrides:
-  the ShuffleNet-v2 scanner (``sampler.scanner_arch=shufflenet_v2_x0_5``), the saliency of all M
+  the ShuffleNet-v2 scanner (``sampler.scanner_arch=shufflenet_v2_x0_5``, a network of its own:
+  ``sampler.scanner_shares_backbone=false``), the saliency of all M
   scanned frames selected by the soft indicator (``sampler.experimental.soft_saliency=true``) and
   every training clip decoded from the file (``data.train_cache_mb=0``);
 * ``after``: the recipe as shipped (the small-CNN scanner; saliency of the T hard-selected frames
@@ -42,7 +43,8 @@ from stsampler.demo import DemoConfig
 RECIPE = "synthetic/sampler"
 VARIANTS = {
     "before": [
-        "sampler.scanner_arch=shufflenet_v2_x0_5", "sampler.experimental.soft_saliency=true", "data.train_cache_mb=0",
+        "sampler.scanner_arch=shufflenet_v2_x0_5", "sampler.scanner_shares_backbone=false",
+        "sampler.experimental.soft_saliency=true", "data.train_cache_mb=0",
     ],
     "after": [],
 }

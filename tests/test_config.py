@@ -141,6 +141,8 @@ def test_cross_field_checks(minimal: Path) -> None:
         "sampler.scanner_shares_backbone=true", "sampler.scanner_arch=smallcnn", "sampler.scanner_pretrained=false"
     ]
     assert load_config(minimal, [*shared, "model.backbone=smallcnn_max"]).sampler.scanner_shares_backbone
+    with pytest.raises(ConfigError, match="scanner_freeze_bn"):
+        load_config(minimal, [*shared, "model.backbone=smallcnn_max", "sampler.experimental.scanner_freeze_bn=true"])
     assert load_config(minimal, [*shared, "model.backbone=resnet50", "sampler.kind=uniform"]).sampler.kind == "uniform"
 
 

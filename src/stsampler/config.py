@@ -520,6 +520,14 @@ def _validate(cfg: Config) -> None:
             f"{SMALL_CNN_BACKBONES} (the same blocks); got {cfg.sampler.scanner_arch!r} and "
             f"{cfg.model.backbone!r}: set it to false or use those two"
         )
+    if (
+        is_read("sampler.scanner_shares_backbone", values) and cfg.sampler.scanner_shares_backbone
+        and cfg.sampler.experimental.scanner_freeze_bn
+    ):
+        raise ConfigError(
+            "sampler.experimental.scanner_freeze_bn cannot freeze the batch norm of a scanner that shares it with "
+            "the recogniser (sampler.scanner_shares_backbone): set one of them to false"
+        )
     if is_read("sampler.selector_warmup", values) and cfg.sampler.selector_warmup >= cfg.train.episodes:
         raise ConfigError(
             f"config key 'sampler.selector_warmup' must be below train.episodes ({cfg.train.episodes}) "
