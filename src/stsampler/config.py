@@ -487,6 +487,21 @@ def _check_ranges(values: dict) -> None:
             raise ConfigError(f"config key '{path}' must be in {within}, got {value!r}")
 
 
+def _check_shared_scanner(cfg: Config) -> None:
+    """A scanner that shares the recogniser's blocks needs the small CNN on both sides and batch norm that trains."""
+    if cfg.sampler.scanner_arch != "smallcnn" or cfg.model.backbone not in SMALL_CNN_BACKBONES:
+        raise ConfigError(
+            "sampler.scanner_shares_backbone needs sampler.scanner_arch 'smallcnn' and model.backbone one of "
+            f"{SMALL_CNN_BACKBONES} (the same blocks); got {cfg.sampler.scanner_arch!r} and "
+            f"{cfg.model.backbone!r}: set it to false or use those two"
+        )
+    if cfg.sampler.experimental.scanner_freeze_bn:
+        raise ConfigError(
+            "sampler.experimental.scanner_freeze_bn cannot freeze the batch norm of a scanner that shares it with "
+            "the recogniser (sampler.scanner_shares_backbone): set one of them to false"
+        )
+
+
 def _validate(cfg: Config) -> None:
     """Value ranges (:class:`KeyInfo`) and the cross-field checks that types alone cannot express;
     keys the run's sampler does not read are not checked."""
@@ -512,22 +527,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             "sampler.kind 'oracle' needs 'data.metadata': the metadata.json of a synthetic dataset"
         )
-    if is_read("sampler.scanner_shares_backbone", values) and cfg.sampler.scanner_shares_backbone and (
-        cfg.sampler.scanner_arch != "smallcnn" or cfg.model.backbone not in SMALL_CNN_BACKBONES
-    ):
-        raise ConfigError(
-            "sampler.scanner_shares_backbone needs sampler.scanner_arch 'smallcnn' and model.backbone one of "
-            f"{SMALL_CNN_BACKBONES} (the same blocks); got {cfg.sampler.scanner_arch!r} and "
-            f"{cfg.model.backbone!r}: set it to false or use those two"
-        )
-    if (
-        is_read("sampler.scanner_shares_backbone", values) and cfg.sampler.scanner_shares_backbone
-        and cfg.sampler.experimental.scanner_freeze_bn
-    ):
-        raise ConfigError(
-            "sampler.experimental.scanner_freeze_bn cannot freeze the batch norm of a scanner that shares it with "
-            "the recogniser (sampler.scanner_shares_backbone): set one of them to false"
-        )
+    if is_read("sampler.scanner_shares_backbone", values) and cfg.sampler.scanner_shares_backbone:
+        _check_shared_scanner(cfg)
     if is_read("sampler.selector_warmup", values) and cfg.sampler.selector_warmup >= cfg.train.episodes:
         raise ConfigError(
             f"config key 'sampler.selector_warmup' must be below train.episodes ({cfg.train.episodes}) "
