@@ -34,6 +34,7 @@ def build_model(cfg: Config, num_train_classes: int) -> FewShotRecognizer:
     weights_path = cfg.model.weights_path
     backbone = build_backbone(cfg.model.backbone, cfg.model.pretrained and weights_path is None, weights_path)
     if isinstance(sampler, STSampler) and cfg.sampler.scanner_shares_backbone:
+        # The scanner's own blocks were drawn and are dropped: every later draw is the same with or without sharing.
         sampler.scanner.share_backbone(backbone)
     concat = cfg.model.concat_scan_feature and sampler.feature_dim > 0
     dim = backbone.out_dim + (sampler.feature_dim if concat else 0)
