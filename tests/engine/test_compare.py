@@ -20,6 +20,7 @@ from stsampler.engine.compare import (
     _inputs_key,
     _result_key,
     _saved_test_result,
+    default_title,
     train_variant,
     variant_config,
 )
@@ -198,3 +199,11 @@ def test_a_run_folder_of_another_configuration_is_refused(tmp_path) -> None:
     train_variant(variant_config(base, "TS", ["sampler.num_frames=3", "data.workers=2"]), run_dir)  # skipped
     with pytest.raises(ConfigError, match=r"sampler\.num_frames: 3 -> 2.*delete that folder"):
         train_variant(variant_config(base, "TS", ["sampler.num_frames=2"]), run_dir)
+
+
+def test_the_title_names_each_variant_trained_on_another_budget(tiny_config) -> None:
+    base = variant_config(tiny_config(), "tiny", ["train.episodes=8"])
+    same = default_title(base, {"uniform": [], "learned": ["sampler.kind=learned"]}, 300, 3)
+    assert same.endswith("3 training seeds, 8 training episodes per run")
+    longer = default_title(base, {"uniform": [], "learned-2x": ["sampler.kind=learned", "train.episodes=16"]}, 300, 3)
+    assert longer.endswith("8 training episodes per run (learned-2x: 16)")

@@ -232,12 +232,20 @@ def eval_task(cfg: Config) -> tuple[int, int]:
     return cfg.eval.way or cfg.train.way, cfg.eval.shot or cfg.train.shot
 
 
-def default_title(base: Config, variants: int, eval_episodes: int, seeds: int) -> str:
-    """A comparison's title: the task, the test episodes, the seeds and the training budget."""
+def default_title(base: Config, variants: dict[str, Sequence[str]], eval_episodes: int, seeds: int) -> str:
+    """A comparison's title: the task, the test episodes, the seeds and the training budget (with each
+    variant whose overrides give it another budget named beside it)."""
     way, shot = eval_task(base)
+    budget = base.train.episodes
+    others = {
+        name: episodes for name, overrides in variants.items()
+        if (episodes := variant_config(base, name, overrides).train.episodes) != budget
+    }
+    exceptions = f" ({', '.join(f'{name}: {episodes}' for name, episodes in others.items())})" if others else ""
+    count = len(variants)
     return (
-        f"{base.name}: {variants} variant{'s' * (variants > 1)}, {way}-way {shot}-shot on {eval_episodes} fixed "
-        f"test episodes, {seeds} training seed{'s' * (seeds > 1)}, {base.train.episodes} training episodes per run"
+        f"{base.name}: {count} variant{'s' * (count > 1)}, {way}-way {shot}-shot on {eval_episodes} fixed "
+        f"test episodes, {seeds} training seed{'s' * (seeds > 1)}, {budget} training episodes per run{exceptions}"
     )
 
 

@@ -231,7 +231,7 @@ def compare_and_report(
     in ``out_dir``; returns the summaries and their Markdown table under ``title`` (default:
     :func:`~stsampler.engine.compare.default_title`). ``command`` is the command line that regenerates it."""
     summaries = compare(base, variants, out_dir, eval_episodes, synthetic_metadata(base), seeds, progress)
-    title = title or default_title(base, len(variants), eval_episodes, seeds)
+    title = title or default_title(base, variants, eval_episodes, seeds)
     write_comparison(summaries, out_dir, episodes_file(out_dir, base), command, title)
     build_report(out_dir, pictures)
     return summaries, format_table(summaries, title)
