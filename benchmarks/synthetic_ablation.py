@@ -16,8 +16,9 @@ to benchmarks/results/; each shot's folder also holds compare.md, compare.json a
 ``--episodes``, ``--eval-episodes`` and ``--seeds`` take one value for every shot or one per shot.
 By default 1-shot rows train for the recipe's 320 episodes and are tested on 300; 5-shot rows train
 for 100 episodes and are tested on 100: with one query per class a 5-shot episode holds 30 videos
-against 10, so each row sees a comparable number of training videos in both tables (3000 against 3200). Only the data paths, the shot and the
-budget are overridden (:meth:`stsampler.demo.DemoConfig.overrides`); the rest is the recipe's.
+against 10, so each row sees a comparable number of training videos in both tables (3000 against
+3200). Only the data paths, the shot and the budget are overridden
+(:meth:`stsampler.demo.DemoConfig.overrides`); the rest is the recipe's.
 """
 from __future__ import annotations
 
