@@ -182,12 +182,13 @@ def main() -> None:
     sections = [run_level(name, LEVELS[name], args) for name in args.levels]
     machine = machine_description([torch.device("cpu")])
     title = "Difficulty ladder: event statistics" if args.data_only else "Difficulty ladder"
+    longer = [name for name, level in LEVELS.items() if "sampler-2x" in level.variants]
     body = (
         f"Recipe `{RECIPE}` (5-way 1-shot) with the variants "
         + ", ".join(f"{name} (`{' '.join(overrides)}`)" for name, overrides in VARIANTS.items())
-        + "; the level's data as shared overrides. sampler-2x runs on the hard level only, where the sampler is "
-        "held to closing half the uniform-to-oracle gap within twice the uniform run's training episodes. Box "
-        "areas are of the object's pixel box recorded in each video's metadata.\n\n"
+        + f"; the level's data as shared overrides. sampler-2x runs on the {' and '.join(longer)} level only, "
+        "where the sampler is held to closing half the uniform-to-oracle gap within twice the uniform run's "
+        "training episodes. Box areas are of the object's pixel box recorded in each video's metadata.\n\n"
         + ("" if "default" in args.levels else DEFAULT_LEVEL_ELSEWHERE)
         + "\n".join(sections)
     )
