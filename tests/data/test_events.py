@@ -6,8 +6,11 @@ from types import SimpleNamespace
 import torch
 
 from stsampler.data.dataset import VideoDataset
-from stsampler.data.events import OracleDataset, best_hit_rate
+from torchvision.ops import roi_align
+
+from stsampler.data.events import OracleDataset, best_hit_rate, clip_box
 from stsampler.data.transforms import ClipTransform
+from stsampler.data.video import read_frames
 
 
 def _span(metadata: dict, dataset: VideoDataset, i: int) -> tuple[int, int]:
@@ -28,6 +31,27 @@ def test_oracle_serves_event_frames_cropped_to_the_box(event_videos):
         f = frames.float()
         return float((f.amax(dim=1) - f.amin(dim=1)).mean())
     assert colourfulness(item["frames"]) > colourfulness(plain[0]["frames"])
+
+
+def test_clip_box_is_the_square_around_the_union_of_the_boxes() -> None:
+    boxes = torch.tensor([[0.0, 0.0, 2.0, 2.0], [4.0, 1.0, 6.0, 3.0]])
+    torch.testing.assert_close(clip_box(boxes), torch.tensor([[0.0, -1.5, 6.0, 4.5]]))
+    # One box alone keeps its centre and its longer side.
+    torch.testing.assert_close(clip_box(torch.tensor([[1.0, 2.0, 3.0, 8.0]])), torch.tensor([[-1.0, 2.0, 5.0, 8.0]]))
+
+
+def test_oracle_crops_every_frame_of_a_clip_with_one_box(event_videos):
+    _, split, metadata = event_videos
+    oracle = OracleDataset(split.items, num_frames=4, transform=ClipTransform(32, None), metadata=metadata)
+    for index in range(2):
+        item = oracle[index]
+        video = metadata["videos"][oracle.items[index].key]
+        boxes = torch.tensor(video["boxes"], dtype=torch.float32).reshape(-1, 4)
+        box = clip_box(boxes[item["frame_indices"] - video["event_start"]])
+        frames = read_frames(oracle.items[index].path, item["frame_indices"]).float()
+        rois = torch.cat([torch.arange(4, dtype=torch.float32)[:, None], box.expand(4, 4)], dim=1)
+        expected = roi_align(frames, rois, output_size=(32, 32), aligned=True).round().clamp(0, 255)
+        torch.testing.assert_close(item["frames"].float(), expected)
 
 
 def test_best_hit_rate_counts_at_most_t_scanned_event_frames_per_video() -> None:

@@ -8,7 +8,7 @@ of its class event and the event's box in each of those frames.
 * :func:`best_hit_rate` is the ceiling of the temporal hit rate for a sampler choosing among M
   scanned frames.
 * :class:`OracleDataset` serves the upper bound of any sampler: T frames spread over the event
-  span, each cropped to its event box.
+  span, all cropped to one square box that holds the event's object in every one of them.
 """
 from __future__ import annotations
 
@@ -51,13 +51,24 @@ def best_hit_rate(items: Sequence[VideoItem], metadata: dict, num_dense: int, nu
     return 100.0 * float(inside.clamp_max(num_selected).sum()) / (num_selected * len(items))
 
 
+def clip_box(boxes: torch.Tensor) -> torch.Tensor:
+    """The square box ``[1, 4]`` (x1, y1, x2, y2) centred on the union of ``boxes [T, 4]``, with the
+    union's longer side: the object in every frame, at one scale and without changing its shape."""
+    low, high = boxes[:, :2].amin(dim=0), boxes[:, 2:].amax(dim=0)
+    centre, half = (low + high) / 2, (high - low).amax() / 2
+    return torch.cat([centre - half, centre + half])[None]
+
+
 class OracleDataset(VideoDataset):
-    """The upper bound of a sampler on synthetic actions: the event's frames, cropped to its box.
+    """The upper bound of a sampler on synthetic actions: the event's frames, cropped to its object.
 
     Each item holds ``num_frames`` (T) frames spread over the event span (segment centres at test,
-    jittered in training), each cropped to that frame's event box and resized to
-    ``transform.crop_size``: ``{"frames": uint8 [T, 3, S, S], ...}`` as :class:`VideoDataset`.
-    Pair it with the uniform sampler taking all T frames.
+    jittered in training), all cropped to one box (:func:`clip_box`: the square around the union of
+    the object's boxes in those T frames) and resized to ``transform.crop_size``:
+    ``{"frames": uint8 [T, 3, S, S], ...}`` as :class:`VideoDataset`. One box for the clip keeps
+    the object's motion: cropping each frame to its own box centres and rescales the object in
+    every frame, which hides which way it moves and whether it grows (classes that differ only in
+    that were then told apart at chance). Pair it with the uniform sampler taking all T frames.
     """
 
     def __init__(
@@ -81,7 +92,8 @@ class OracleDataset(VideoDataset):
         start, end = self.spans[index].tolist()
         offsets = segment_indices(end - start, self.num_frames, random=self.train, generator=generator)
         frames = read_frames(self.items[index].path, start + offsets)
-        rois = torch.cat([torch.arange(len(offsets), dtype=torch.float32)[:, None], self.boxes[index][offsets]], dim=1)
+        box = clip_box(self.boxes[index][offsets]).expand(len(offsets), 4)
+        rois = torch.cat([torch.arange(len(offsets), dtype=torch.float32)[:, None], box], dim=1)
         size = self.transform.crop_size
         crops = roi_align(frames.float(), rois, output_size=(size, size), aligned=True)
         return {
