@@ -181,9 +181,7 @@ class SamplerConfig:
     then trains the scanner only. ``scanner_arch``: ``shufflenet_v2_x0_5`` or
     ``shufflenet_v2_x1_0`` (the paper's), or ``smallcnn`` (no pretrained weights; method.md 2.2).
     ``scanner_shares_backbone`` True makes a ``smallcnn`` scanner use the recogniser's ``smallcnn``
-    backbone blocks (one set of weights; method.md section 9). ``saliency_sharpness`` is the exponent
-    the amplifier raises its [0, 1] saliency to before warping (1 is the paper's map; larger values
-    move more of the marginal mass onto the peaks, so the warp magnifies them more, up to ``max_zoom``).
+    backbone blocks (one set of weights; method.md section 9).
     Keys of a component that is switched off, and every key but ``kind`` and ``num_frames`` for the
     samplers without weights, are neither read nor checked.
     """
@@ -199,7 +197,6 @@ class SamplerConfig:
     scanner_shares_backbone: bool = key(False, ARCHITECTURE, reads="learned")
     scan_size: int = key(64, ARCHITECTURE, reads="learned", within="[1, inf)")
     max_zoom: float = key(4.0, ARCHITECTURE, reads="spatial", within="[1, inf)")
-    saliency_sharpness: float = key(1.0, ARCHITECTURE, reads="spatial", within="[1, inf)")
     num_samples: int = key(500, TRAINING, reads="temporal", within="[1, inf)")
     sigma0: float = key(0.05, TRAINING, reads="temporal", within="(0, inf)")
     sigma_decay: float = key(0.8, TRAINING, reads="temporal", within="(0, 1]")

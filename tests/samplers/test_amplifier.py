@@ -86,32 +86,3 @@ def test_code_variant_has_no_parameters() -> None:
 def test_unknown_variant() -> None:
     with pytest.raises(ConfigError):
         SpatialAmplifier(8, "other", max_zoom=4.0)
-
-
-def _peak_share(grid: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
-    """Fraction of output columns ``[N]`` that sample the input band [lo, hi) (normalised x)."""
-    gx = grid[:, 0, :, 0]
-    return ((gx >= lo) & (gx < hi)).float().mean(dim=1)
-
-
-def test_sharpness_raises_the_saliency_to_its_power_and_magnifies_the_peak_more() -> None:
-    maps = make_maps(n=2)
-    plain = SpatialAmplifier(sum(CHANNELS), "code", max_zoom=4.0)
-    sharp = SpatialAmplifier(sum(CHANNELS), "code", max_zoom=4.0, sharpness=3.0)
-    torch.testing.assert_close(sharp.saliency(maps), plain.saliency(maps).pow(3.0))
-    # A bright band over columns 6-9 of 16 on a background at half its height.
-    saliency = torch.full((2, 16, 16), 0.5)
-    saliency[:, :, 6:10] = 1.0
-    frames = torch.zeros(2, 3, 32, 32)
-    band = (6 / 8 - 1.0, 10 / 8 - 1.0)
-    share_plain = _peak_share(plain(frames, saliency)[1], *band)
-    share_sharp = _peak_share(sharp(frames, saliency.pow(3.0))[1], *band)
-    # The band is a quarter of the input: 1 / (1 + 0.5 * 3) = 40% of the output at the power 1,
-    # 1 / (1 + 0.125 * 3) = 73% at the power 3.
-    assert torch.allclose(share_plain, torch.tensor(0.40), atol=0.04)
-    assert torch.allclose(share_sharp, torch.tensor(0.73), atol=0.04)
-
-
-def test_sharpness_below_one_is_refused() -> None:
-    with pytest.raises(ConfigError, match="sharpness"):
-        SpatialAmplifier(8, "code", max_zoom=4.0, sharpness=0.5)

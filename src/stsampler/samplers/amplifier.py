@@ -77,22 +77,17 @@ class SpatialAmplifier(nn.Module):
         channels: total channels C of the scanner maps (needed by the ``"paper"`` variant).
         variant: ``"paper"`` or ``"code"``.
         max_zoom: magnification cap of the warp.
-        sharpness: exponent (>= 1) applied to the [0, 1] saliency; 1 is the paper's map. Larger
-            values shrink the background's share of the warp's marginals, so peaks are magnified more.
 
     Without generated weights the ``"paper"`` variant uses its own learned vector ``w_s`` (used
     unit-normalised, like generated ones).
     """
 
-    def __init__(self, channels: int, variant: str, max_zoom: float, sharpness: float = 1.0) -> None:
+    def __init__(self, channels: int, variant: str, max_zoom: float) -> None:
         super().__init__()
         if variant not in SALIENCY_VARIANTS:
             raise ConfigError(f"saliency variant {variant!r} is not one of {SALIENCY_VARIANTS}")
         self.variant = variant
         self.max_zoom = max_zoom
-        if not sharpness >= 1.0:
-            raise ConfigError(f"saliency sharpness must be >= 1, got {sharpness}")
-        self.sharpness = sharpness
         self.w_s = nn.Parameter(torch.full((channels,), channels**-0.5)) if variant == "paper" else None
 
     @property
@@ -109,10 +104,8 @@ class SpatialAmplifier(nn.Module):
                 module's own w_s. Ignored by the ``"code"`` variant.
         """
         if self.variant == "code":
-            saliency = saliency_code(maps)
-        else:
-            saliency = saliency_paper(maps, w_s if w_s is not None else F.normalize(self.w_s, dim=0))
-        return saliency if self.sharpness == 1.0 else saliency.pow(self.sharpness)
+            return saliency_code(maps)
+        return saliency_paper(maps, w_s if w_s is not None else F.normalize(self.w_s, dim=0))
 
     def forward(self, frames: torch.Tensor, saliency: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Warp frames ``[N, C, H, W]`` by saliency ``[N, h, w]``.
@@ -129,4 +122,4 @@ class SpatialAmplifier(nn.Module):
 
 def build_amplifier(cfg: SamplerConfig, channels: int) -> SpatialAmplifier | None:
     """The spatial amplifier of ``cfg`` over ``channels`` scanner map channels (None unless ``cfg.spatial``)."""
-    return SpatialAmplifier(channels, cfg.saliency, cfg.max_zoom, cfg.saliency_sharpness) if cfg.spatial else None
+    return SpatialAmplifier(channels, cfg.saliency, cfg.max_zoom) if cfg.spatial else None
