@@ -6,8 +6,9 @@ Each level is a set of ``stsampler synth`` flags. For each level asked for, the 
    and measures its events from the metadata: length as a fraction of the video, and the area of
    the object's box at full size as a fraction of the frame;
 2. runs ``stsampler compare`` on the shipped ``synthetic/sampler`` recipe with the variants uniform,
-   sampler (the full sampler) and oracle, and on the hard level also sampler-2x (the full sampler
-   trained on twice the recipe's episodes, the budget the hard level's target allows), 5-way
+   sampler (the full sampler), oracle and oracle-clip (the event's frames cropped to each frame's
+   event box, or to one box around the object in all of them), and on the hard level also sampler-2x
+   (the full sampler trained on twice the recipe's episodes, the budget the hard level's target allows), 5-way
    1-shot, over ``--seeds`` training seeds, into ``OUT/<level>/compare`` (its compare.md and compare.json);
 3. writes benchmarks/results/ladder.md: per level, the event statistics, both commands (paths
    relative to the working directory) and the comparison's table, then the machine.
@@ -42,12 +43,14 @@ VARIANTS = {
     "sampler": ["sampler.kind=learned"],
     "sampler-2x": ["sampler.kind=learned", f"train.episodes={2 * load_config(RECIPE).train.episodes}"],
     "oracle": ["sampler.kind=oracle"],
+    "oracle-clip": ["sampler.kind=oracle", "sampler.oracle_box=clip"],
 }
-STANDARD_VARIANTS = ("uniform", "sampler", "oracle")
+STANDARD_VARIANTS = ("uniform", "sampler", "oracle", "oracle-clip")
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_LEVEL_ELSEWHERE = (
     "The default level's table is `benchmarks/results/synthetic_ablation.md`: the same data (the demo's), recipe "
-    "and training budget, whose rows none, all and oracle are this script's uniform, sampler and oracle.\n\n"
+    "and training budget, whose rows none, all, oracle and oracle-clip are this script's uniform, sampler, oracle "
+    "and oracle-clip.\n\n"
 )
 
 
@@ -87,7 +90,7 @@ LEVELS = {
         "40 classes x 20 clips, 96 frames at 128 px, events 10-15% of the frames, the object's box "
         "1-1.5% of the frame",
         (*_LADDER_FORMAT, "--event-fraction", "0.1", "0.15", "--event-area", "0.01", "0.015"),
-        variants=("uniform", "sampler", "sampler-2x", "oracle"),
+        variants=("uniform", "sampler", "sampler-2x", "oracle", "oracle-clip"),
     ),
 }
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
 import torch
-
-from stsampler.data.dataset import VideoDataset
 from torchvision.ops import roi_align
 
+from stsampler.data.dataset import VideoDataset
 from stsampler.data.events import OracleDataset, best_hit_rate, clip_box
 from stsampler.data.transforms import ClipTransform
 from stsampler.data.video import read_frames
@@ -40,18 +40,26 @@ def test_clip_box_is_the_square_around_the_union_of_the_boxes() -> None:
     torch.testing.assert_close(clip_box(torch.tensor([[1.0, 2.0, 3.0, 8.0]])), torch.tensor([[-1.0, 2.0, 5.0, 8.0]]))
 
 
-def test_oracle_crops_every_frame_of_a_clip_with_one_box(event_videos):
+@pytest.mark.parametrize("box", ["frame", "clip"])
+def test_oracle_crops_each_frame_to_its_box_or_the_clip_to_one_box(event_videos, box: str):
     _, split, metadata = event_videos
-    oracle = OracleDataset(split.items, num_frames=4, transform=ClipTransform(32, None), metadata=metadata)
+    oracle = OracleDataset(split.items, num_frames=4, transform=ClipTransform(32, None), metadata=metadata, box=box)
     for index in range(2):
         item = oracle[index]
         video = metadata["videos"][oracle.items[index].key]
         boxes = torch.tensor(video["boxes"], dtype=torch.float32).reshape(-1, 4)
-        box = clip_box(boxes[item["frame_indices"] - video["event_start"]])
+        boxes = boxes[item["frame_indices"] - video["event_start"]]
+        rois = boxes if box == "frame" else clip_box(boxes).expand(4, 4)
         frames = read_frames(oracle.items[index].path, item["frame_indices"]).float()
-        rois = torch.cat([torch.arange(4, dtype=torch.float32)[:, None], box.expand(4, 4)], dim=1)
+        rois = torch.cat([torch.arange(4, dtype=torch.float32)[:, None], rois], dim=1)
         expected = roi_align(frames, rois, output_size=(32, 32), aligned=True).round().clamp(0, 255)
         torch.testing.assert_close(item["frames"].float(), expected)
+
+
+def test_oracle_refuses_an_unknown_box(event_videos):
+    _, split, metadata = event_videos
+    with pytest.raises(ValueError, match="box"):
+        OracleDataset(split.items, num_frames=4, transform=ClipTransform(32, None), metadata=metadata, box="union")
 
 
 def test_best_hit_rate_counts_at_most_t_scanned_event_frames_per_video() -> None:

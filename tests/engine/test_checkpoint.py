@@ -96,6 +96,13 @@ def test_recipe_diff_skips_only_the_keys_of_components_both_runs_switch_off(tiny
     assert diff({"kind": "uniform"}, {"kind": "uniform", "sigma0": 0.25, "num_frames": 3}) == [
         "sampler.num_frames: 4 -> 3"
     ]
+    # The oracle's box is read by the oracle alone.
+    assert diff({"kind": "uniform"}, {"kind": "uniform", "oracle_box": "clip"}) == []
+    oracles = ({"kind": "oracle"}, {"kind": "oracle", "oracle_box": "clip"})
+    configs = (tiny_config(sampler=keys, data={"metadata": "m.json"}) for keys in oracles)
+    assert recipe_diff(*(config_to_dict(cfg) for cfg in configs)) == [
+        "sampler.oracle_box: 'frame' -> 'clip'"
+    ]
 
 
 def test_state_dict_mismatch_names_the_keys(tiny_config, tmp_path: Path) -> None:

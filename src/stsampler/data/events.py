@@ -8,7 +8,7 @@ of its class event and the event's box in each of those frames.
 * :func:`best_hit_rate` is the ceiling of the temporal hit rate for a sampler choosing among M
   scanned frames.
 * :class:`OracleDataset` serves the upper bound of any sampler: T frames spread over the event
-  span, all cropped to one square box that holds the event's object in every one of them.
+  span, each cropped to its event box or all cropped to one box around the object in every one.
 """
 from __future__ import annotations
 
@@ -59,16 +59,22 @@ def clip_box(boxes: torch.Tensor) -> torch.Tensor:
     return torch.cat([centre - half, centre + half])[None]
 
 
+#: How the oracle crops its frames (``sampler.oracle_box``).
+ORACLE_BOXES = ("frame", "clip")
+
+
 class OracleDataset(VideoDataset):
     """The upper bound of a sampler on synthetic actions: the event's frames, cropped to its object.
 
     Each item holds ``num_frames`` (T) frames spread over the event span (segment centres at test,
-    jittered in training), all cropped to one box (:func:`clip_box`: the square around the union of
-    the object's boxes in those T frames) and resized to ``transform.crop_size``:
-    ``{"frames": uint8 [T, 3, S, S], ...}`` as :class:`VideoDataset`. One box for the clip keeps
-    the object's motion: cropping each frame to its own box centres and rescales the object in
-    every frame, which hides which way it moves and whether it grows (classes that differ only in
-    that were then told apart at chance). Pair it with the uniform sampler taking all T frames.
+    jittered in training), cropped and resized to ``transform.crop_size``:
+    ``{"frames": uint8 [T, 3, S, S], ...}`` as :class:`VideoDataset`. Pair it with the uniform
+    sampler taking all T frames.
+
+    ``box``: ``"frame"`` crops each frame to its own event box, the most magnification; the object
+    then sits in the same place at the same size in every frame, which hides which way it moves and
+    whether it grows. ``"clip"`` crops all T frames to one box (:func:`clip_box`), which keeps that
+    motion and magnifies less (``docs/notes.md`` measures both).
     """
 
     def __init__(
@@ -81,19 +87,25 @@ class OracleDataset(VideoDataset):
         seed: int = 0,
         max_bad_fraction: float = 0.05,
         cache_bytes: int = 0,
+        box: str = "frame",
     ) -> None:
+        if box not in ORACLE_BOXES:
+            raise ValueError(f"oracle box {box!r} is not one of {ORACLE_BOXES}")
         super().__init__(
             items, num_frames, transform, train=train, seed=seed, max_bad_fraction=max_bad_fraction,
             cache_bytes=cache_bytes,
         )
         self.spans, self.boxes, _ = event_table(self.items, metadata)
+        self.box = box
 
     def _load(self, index: int, generator: torch.Generator) -> dict:
         start, end = self.spans[index].tolist()
         offsets = segment_indices(end - start, self.num_frames, random=self.train, generator=generator)
         frames = read_frames(self.items[index].path, start + offsets)
-        box = clip_box(self.boxes[index][offsets]).expand(len(offsets), 4)
-        rois = torch.cat([torch.arange(len(offsets), dtype=torch.float32)[:, None], box], dim=1)
+        boxes = self.boxes[index][offsets]
+        if self.box == "clip":
+            boxes = clip_box(boxes).expand(len(offsets), 4)
+        rois = torch.cat([torch.arange(len(offsets), dtype=torch.float32)[:, None], boxes], dim=1)
         size = self.transform.crop_size
         crops = roi_align(frames.float(), rois, output_size=(size, size), aligned=True)
         return {

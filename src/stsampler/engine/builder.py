@@ -95,6 +95,7 @@ def build_dataset(cfg: Config, split: str, train: bool, split_data: Split | None
         return OracleDataset(
             resolved.items, cfg.sampler.num_frames, transform, load_metadata(cfg.data.metadata), train=train,
             seed=cfg.train.seed, max_bad_fraction=cfg.data.max_bad_fraction, cache_bytes=cache_bytes,
+            box=cfg.sampler.oracle_box,
         )
     return VideoDataset(
         resolved.items,
