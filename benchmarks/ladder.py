@@ -8,8 +8,9 @@ Each level is a set of ``stsampler synth`` flags. For each level asked for, the 
 2. runs ``stsampler compare`` on the shipped ``synthetic/sampler`` recipe with the variants uniform,
    sampler (the full sampler), oracle and oracle-clip (the event's frames cropped to each frame's
    event box, or to one box around the object in all of them), and on the hard level also sampler-2x
-   (the full sampler trained on twice the recipe's episodes, the budget the hard level's target allows), 5-way
-   1-shot, over ``--seeds`` training seeds, into ``OUT/<level>/compare`` (its compare.md and compare.json);
+   (the full sampler trained on twice the recipe's episodes, the budget the hard level's target
+   allows), 5-way 1-shot, over ``--seeds`` training seeds, into ``OUT/<level>/compare`` (its
+   compare.md and compare.json);
 3. writes benchmarks/results/ladder.md: per level, the event statistics, both commands (paths
    relative to the working directory) and the comparison's table, then the machine.
 

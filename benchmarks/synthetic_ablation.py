@@ -2,10 +2,10 @@
 
 Rows: none (uniform frames), TS, SA, TS+SA, TS+ada, SA+ada, all (TS+SA+ada), and two upper bounds:
 oracle (the event's frames, each cropped to its event box) and oracle-clip (the same frames cropped
-to one box around the object in all of them, which keeps its motion). Each row is a variant of the shipped
-recipe ``synthetic/sampler`` (``stsampler compare``, :mod:`stsampler.engine.compare`), trained on
-the same data, backbone and episode budget with ``--seeds`` training seeds, and tested on the same
-fixed test episodes, in 5-way 1-shot and 5-shot. The table gives each row's mean accuracy over the
+to one box around the object in all of them, which keeps its motion). Each row is a variant of the
+shipped recipe ``synthetic/sampler`` (``stsampler compare``, :mod:`stsampler.engine.compare`),
+trained on the same data, backbone and episode budget with ``--seeds`` training seeds, and tested on
+the same fixed test episodes, in 5-way 1-shot and 5-shot. The table gives each row's mean accuracy over the
 seeds with its seed spread and 95% interval, its paired difference against uniform frames, the
 temporal hit rate (selected frames inside the event span) and the magnification of the event box;
 then the share of the gap between uniform frames and each oracle that the full sampler closes. The
