@@ -46,10 +46,11 @@ ARCHITECTURE: Role = "architecture"
 TRAINING: Role = "training"
 #: Changes neither (loading processes, caches, device, logging, the run's label): never checked.
 RUNTIME: Role = "runtime"
-#: What reads a sampler key: a switch of the learned sampler (its keys are unread while it is off),
-#: ``learned`` for keys only the learned sampler reads, ``oracle`` for the oracle's. A key without a
-#: component is read by every sampler.
-COMPONENTS = ("temporal", "spatial", "task_adaptive", "learned", "oracle")
+#: Sampler kinds with keys of their own: such a key is read only when ``sampler.kind`` is that kind.
+KIND_COMPONENTS = ("learned", "oracle")
+#: What reads a sampler key: a switch of the learned sampler (its keys are unread while it is off) or
+#: one of :data:`KIND_COMPONENTS`. A key without a component is read by every sampler.
+COMPONENTS = ("temporal", "spatial", "task_adaptive", *KIND_COMPONENTS)
 #: Backbones built from the small CNN's blocks, which a ``smallcnn`` scanner can share.
 SMALL_CNN_BACKBONES = ("smallcnn", "smallcnn_max")
 
@@ -173,10 +174,9 @@ class SamplerConfig:
     2-4). The sigma schedule of the perturbed top-k is
     ``max(sigma_min, sigma0 * sigma_decay ** (episodes // sigma_every))``; the synthetic recipes
     start at 0.25 (see ``configs/synthetic/_cpu.yaml`` for why). ``oracle`` is the upper bound on
-    synthetic actions: the event's frames cropped to its object (``data.metadata``); ``oracle_box``
-    ``frame`` crops each frame to its own box (the most magnification, but the object then sits in
-    the same place at the same size in every frame, so its motion is hidden), ``clip`` all T frames
-    to one square box around the object in each of them (the motion kept, less magnification).
+    synthetic actions: the event's frames cropped to its object (``data.metadata``), each to its own
+    box or all to one box (``oracle_box`` ``frame`` or ``clip``; see
+    :class:`stsampler.data.events.OracleDataset` for what each keeps).
     ``selector_warmup`` is the number of training episodes, at the start, in which the temporal
     selector is bypassed for one random frame per segment (for recognisers trained from scratch; see
     :class:`stsampler.samplers.learned.STSampler`). ``saliency_trains_scanner`` False stops the
@@ -337,11 +337,9 @@ def sampler_reads(sampler: dict, component: str | None) -> bool:
     (:data:`COMPONENTS`; None: keys every sampler reads)."""
     if component is None:
         return True
-    if component == "oracle":
-        return sampler.get("kind") == "oracle"
-    if sampler.get("kind") != "learned":
-        return False
-    return component == "learned" or bool(sampler.get(component, True))
+    if component in KIND_COMPONENTS:
+        return sampler.get("kind") == component
+    return sampler.get("kind") == "learned" and bool(sampler.get(component, True))
 
 
 def is_read(path: str, values: dict) -> bool:
