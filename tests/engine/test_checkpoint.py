@@ -177,3 +177,11 @@ def test_a_checkpoint_from_before_the_experimental_section_loads(tiny_config) ->
     cfg = checkpoint_config({"config": values}, "old.pt")
     assert cfg.sampler.experimental.pe_scale == 1.0 and cfg.sampler.experimental.control_variate is False
     assert cfg == config_from_dict(config_to_dict(cfg))
+
+
+def test_the_model_input_size_is_built_and_reloaded(tiny_config, tmp_path: Path) -> None:
+    cfg = tiny_config(model={"input_size": 16})
+    model = _save_model(cfg, tmp_path / "run" / "checkpoints" / "last.pt")
+    loaded, _ = load_model(tmp_path / "run")
+    assert model.input_size == loaded.input_size == 16
+    assert loaded.resize(torch.zeros(2, 3, 32, 32)).shape == (2, 3, 16, 16)

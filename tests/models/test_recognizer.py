@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from stsampler.errors import ConfigError
@@ -32,14 +33,17 @@ class FixedSampler(FrameSampler):
         return SamplerOutput(frames=frames, indices=indices, video_feature=feature)
 
 
-def make_recognizer(head: str = "protonet", feature_dim: int = 4, concat: bool = True) -> FewShotRecognizer:
+def make_recognizer(
+    head: str = "protonet", feature_dim: int = 4, concat: bool = True, input_size: int | None = None
+) -> FewShotRecognizer:
     torch.manual_seed(0)
     sampler = FixedSampler([0, 2, 5], feature_dim)
     backbone = build_backbone("smallcnn")
     embed_dim = backbone.out_dim + (feature_dim if concat else 0)
     options = {"proj_dim": 8} if head == "trx" else {}
     return FewShotRecognizer(
-        sampler, backbone, build_head(head, embed_dim, 3, **options), TRAIN_CLASSES, concat_scan_feature=concat
+        sampler, backbone, build_head(head, embed_dim, 3, **options), TRAIN_CLASSES, concat_scan_feature=concat,
+        input_size=input_size,
     )
 
 
@@ -119,6 +123,29 @@ def test_without_concatenation_the_embedding_is_the_backbone_output() -> None:
     assert model.embed_dim == 256
     with torch.no_grad():
         assert run(model, make_episode()).embeddings.shape[-1] == 256
+
+
+@pytest.mark.parametrize(("input_size", "antialias"), [(16, True), (48, False)])
+def test_frames_reach_the_backbone_at_the_input_size(input_size: int, antialias: bool) -> None:
+    model = make_recognizer(input_size=input_size).eval()
+    seen = []
+    model.backbone.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0].shape))
+    episode = make_episode()
+    with torch.no_grad():
+        output = run(model, episode)
+        frames = output.sampler_output.frames.flatten(0, 1)
+        resized = F.interpolate(frames, size=(input_size, input_size), mode="bilinear", antialias=antialias)
+        expected = model.backbone(resized).view(-1, 3, 256)
+    assert frames.shape[-1] == SIZE
+    assert seen[0] == (len(frames), 3, input_size, input_size)
+    torch.testing.assert_close(output.embeddings[..., :256], expected)
+
+
+@pytest.mark.parametrize("input_size", [None, SIZE])
+def test_frames_at_the_input_size_reach_the_backbone_unchanged(input_size: int | None) -> None:
+    model = make_recognizer(input_size=input_size)
+    frames = torch.randn(4, 3, SIZE, SIZE)
+    assert model.resize(frames) is frames
 
 
 def test_head_of_the_wrong_size_is_rejected() -> None:

@@ -39,7 +39,9 @@ def build_model(cfg: Config, num_train_classes: int) -> FewShotRecognizer:
     concat = cfg.model.concat_scan_feature and sampler.feature_dim > 0
     dim = backbone.out_dim + (sampler.feature_dim if concat else 0)
     head = build_head(cfg.model.head, dim, cfg.sampler.num_frames, **cfg.model.head_args)
-    return FewShotRecognizer(sampler, backbone, head, num_train_classes, cfg.model.aux_weight, concat)
+    return FewShotRecognizer(
+        sampler, backbone, head, num_train_classes, cfg.model.aux_weight, concat, cfg.model.input_size
+    )
 
 
 def resolve_split(cfg: Config, split: str) -> Split:

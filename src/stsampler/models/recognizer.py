@@ -47,7 +47,8 @@ class FewShotRecognizer(nn.Module):
     ``concat_scan_feature`` and a sampler that produces a scan feature g_X ``[B, Dg]``, g_X is appended
     to every frame embedding, so a ProtoNet head's mean over frames is cat(mean_t, g_X). The auxiliary
     classifier is a linear layer over all training classes on the mean-over-frames video embedding;
-    it runs in training mode only.
+    it runs in training mode only. ``input_size`` (``model.input_size``) is the side the backbone
+    embeds frames at: frames of another size are resized to it first (None: as they come).
 
     Attributes:
         embed_dim: size D' of a frame embedding given to the head (backbone D, plus Dg when concatenated).
@@ -61,8 +62,10 @@ class FewShotRecognizer(nn.Module):
         num_train_classes: int,
         aux_weight: float = 0.1,
         concat_scan_feature: bool = True,
+        input_size: int | None = None,
     ) -> None:
         super().__init__()
+        self.input_size = input_size
         self.sampler = sampler
         self.backbone = backbone
         self.head = head
@@ -76,6 +79,15 @@ class FewShotRecognizer(nn.Module):
             )
         self.aux_classifier = nn.Linear(self.embed_dim, num_train_classes)
 
+    def resize(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames ``[N, 3, H, W]`` at the backbone's ``input_size`` ``[N, 3, S, S]`` (bilinear, antialiased
+        when shrinking); unchanged when ``input_size`` is None or already their size."""
+        size = (self.input_size, self.input_size)
+        if self.input_size is None or tuple(frames.shape[-2:]) == size:
+            return frames
+        shrinking = frames.shape[-2] > size[0] or frames.shape[-1] > size[1]
+        return F.interpolate(frames, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
+
     def embed_frames(self, frames: torch.Tensor, video_feature: torch.Tensor | None) -> torch.Tensor:
         """Per-frame embeddings ``[B, T, D']`` of selected frames ``[B, T, 3, H, W]``.
 
@@ -85,7 +97,7 @@ class FewShotRecognizer(nn.Module):
         (e.g. decoded after ``STSampler.plan``).
         """
         num_videos, num_frames = frames.shape[:2]
-        embeddings = self.backbone(frames.flatten(0, 1)).view(num_videos, num_frames, -1)
+        embeddings = self.backbone(self.resize(frames.flatten(0, 1))).view(num_videos, num_frames, -1)
         if not self.concat_scan_feature:
             return embeddings
         if video_feature is None:
