@@ -5,7 +5,8 @@ Each level is a set of ``stsampler synth`` flags. For each level asked for, the 
 1. generates the level's dataset under ``OUT/<level>/data`` (skipped when its metadata.json exists),
    and measures its events from the metadata: length as a fraction of the video, and the area of
    the object's box at full size as a fraction of the frame;
-2. runs ``stsampler compare`` on the shipped ``synthetic/sampler`` recipe with the variants uniform,
+2. runs ``stsampler compare`` on the shipped ``synthetic/sampler`` recipe (frames of the 128-px levels
+   decoded at 128 and embedded at the recipe's 96, ``model.input_size``) with the variants uniform,
    sampler (the full sampler), oracle and oracle-clip (the event's frames cropped to each frame's
    event box, or to one box around the object in all of them), and on the hard level also sampler-2x
    (the full sampler trained on twice the recipe's episodes, the budget the hard level's target
@@ -58,12 +59,15 @@ DEFAULT_LEVEL_ELSEWHERE = (
 @dataclass(frozen=True)
 class Level:
     """One rung: its data (``stsampler synth`` flags, described in words), M, the frames the
-    recipe scans per video (``data.num_frames``), and the names of the :data:`VARIANTS` it compares."""
+    recipe scans per video (``data.num_frames``), the names of the :data:`VARIANTS` it compares, and
+    the size its videos are decoded at when larger than the recipe's (``decoded_size``: the amplifier then
+    magnifies from frames of the videos' own size, while the recogniser's input stays the recipe's)."""
 
     description: str
     synth: tuple[str, ...]
     dense_frames: int = 32
     variants: tuple[str, ...] = STANDARD_VARIANTS
+    decoded_size: int | None = None
 
 
 def _default_flags() -> tuple[str, ...]:
@@ -86,11 +90,13 @@ LEVELS = {
         "40 classes x 20 clips, 96 frames at 128 px, events 12-20% of the frames, the object's box "
         "3-5% of the frame",
         (*_LADDER_FORMAT, "--event-fraction", "0.12", "0.2", "--event-area", "0.03", "0.05"),
+        decoded_size=128,
     ),
     "hard": Level(
         "40 classes x 20 clips, 96 frames at 128 px, events 10-15% of the frames, the object's box "
         "1-1.5% of the frame",
         (*_LADDER_FORMAT, "--event-fraction", "0.1", "0.15", "--event-area", "0.01", "0.015"),
+        decoded_size=128,
         variants=("uniform", "sampler", "sampler-2x", "oracle", "oracle-clip"),
     ),
 }
@@ -119,6 +125,12 @@ def compare_args(level: Level, data_dir: str, out_dir: str, seeds: int, episodes
         f"data.split_dir={data_dir}/splits", f"data.data_root={data_dir}/videos",
         f"data.metadata={data_dir}/metadata.json", f"data.num_frames={level.dense_frames}",
     ]
+    if level.decoded_size is not None:
+        recipe = load_config(RECIPE)
+        shared += [
+            f"data.resize_short={level.decoded_size}", f"data.crop_size={level.decoded_size}",
+            f"model.input_size={recipe.data.crop_size}",
+        ]
     return ["compare", RECIPE, *shared, *variants, "--seeds", str(seeds), "--episodes", str(episodes), "--out", out_dir]
 
 
@@ -158,8 +170,13 @@ def run_level(name: str, level: Level, args: argparse.Namespace) -> str:
     if not (root / "data" / "metadata.json").is_file():
         subprocess.run(stsampler_command(synth), check=True)
     compare = compare_args(level, data_dir, compare_dir, args.seeds, args.episodes)
+    decoding = "" if level.decoded_size is None else (
+        f" Frames decoded at {level.decoded_size} px, the videos' size, and embedded at the recipe's "
+        f"{load_config(RECIPE).data.crop_size} px (`model.input_size`): the amplifier magnifies from the "
+        "sharper frames."
+    )
     lines = [
-        f"## {name}", "", f"Data: {level.description}.", "", f"`{shown(synth)}`", "",
+        f"## {name}", "", f"Data: {level.description}.{decoding}", "", f"`{shown(synth)}`", "",
         event_stats(load_metadata(root / "data")), "", f"`{shown(compare)}`", "",
     ]
     if not args.data_only:
@@ -190,7 +207,8 @@ def main() -> None:
     body = (
         f"Recipe `{RECIPE}` (5-way 1-shot) with the variants "
         + ", ".join(f"{name} (`{' '.join(overrides)}`)" for name, overrides in VARIANTS.items())
-        + f"; the level's data as shared overrides. sampler-2x runs on the {' and '.join(longer)} level only, "
+        + "; the level's data (and the size its frames are decoded at) as shared overrides. "
+        + f"sampler-2x runs on the {' and '.join(longer)} level only, "
         "where the sampler is held to closing half the uniform-to-oracle gap within twice the uniform run's "
         "training episodes. Box areas are of the object's pixel box recorded in each video's metadata.\n\n"
         + ("" if "default" in args.levels else DEFAULT_LEVEL_ELSEWHERE)
