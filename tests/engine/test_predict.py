@@ -209,9 +209,13 @@ def test_damaged_cache_is_recomputed(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_predict_recovers_trained_actions(tiny_config, synth_root: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("input_size", [None, 24], ids=["decoded-size", "embedded-smaller"])
+def test_predict_recovers_trained_actions(
+    tiny_config, synth_root: Path, tmp_path: Path, input_size: int | None
+) -> None:
     """Train briefly on the synthetic training classes, then label held-out clips of those classes
-    against a support folder made of other clips: accuracy must be clearly above chance.
+    against a support folder made of other clips: accuracy must be clearly above chance, also when
+    the backbone embeds the amplified frames at a smaller ``model.input_size``.
 
     The full learned sampler with the parameter-free saliency and few perturbation samples: training
     the paper saliency costs several seconds per episode on 2 CPU cores, too much for a unit test.
@@ -220,6 +224,7 @@ def test_predict_recovers_trained_actions(tiny_config, synth_root: Path, tmp_pat
 
     cfg = tiny_config(
         sampler={"kind": "learned", "saliency": "code", "num_samples": 8},
+        model={"input_size": input_size},
         train={"episodes": 8, "tasks_per_batch": 4, "log_every": 4},
     )
     train.train(cfg, tmp_path / "run", progress=False)
@@ -235,8 +240,11 @@ def test_predict_recovers_trained_actions(tiny_config, synth_root: Path, tmp_pat
         queries += files[1:]
         truth.update({f: class_name for f in files[1:]})
     predictor = Predictor.from_checkpoint(tmp_path / "run", batch_size=8, cache_dir=tmp_path / "cache")
+    embedded_sizes = set()
+    predictor.model.backbone.register_forward_pre_hook(lambda _, inputs: embedded_sizes.add(inputs[0].shape[-1]))
     assert predictor.set_support(support) == sorted(by_class)
     predictions = predictor.predict(queries)
+    assert embedded_sizes == {input_size or cfg.data.crop_size}
     accuracy = sum(p.label == truth[p.path] for p in predictions) / len(predictions)
     chance = 1 / len(by_class)
     assert len(predictions) == len(queries) >= 12
