@@ -40,6 +40,8 @@ from stsampler.data.synthetic import load_metadata
 from stsampler.demo import DemoConfig
 
 RECIPE = "synthetic/sampler"
+RECIPE_SIZE = load_config(RECIPE).data.crop_size
+"""The side of the frames the recipe's recogniser embeds (and decodes, unless a level decodes larger)."""
 VARIANTS = {
     "uniform": ["sampler.kind=uniform"],
     "sampler": ["sampler.kind=learned"],
@@ -128,10 +130,9 @@ def compare_args(level: Level, data_dir: str, out_dir: str, seeds: int, episodes
         f"data.metadata={data_dir}/metadata.json", f"data.num_frames={level.dense_frames}",
     ]
     if level.decoded_size is not None:
-        recipe = load_config(RECIPE)
         shared += [
             f"data.resize_short={level.decoded_size}", f"data.crop_size={level.decoded_size}",
-            f"model.input_size={recipe.data.crop_size}",
+            f"model.input_size={RECIPE_SIZE}",
             f"data.train_cache_mb={TRAIN_CACHE_MB}",
         ]
     return ["compare", RECIPE, *shared, *variants, "--seeds", str(seeds), "--episodes", str(episodes), "--out", out_dir]
@@ -175,7 +176,7 @@ def run_level(name: str, level: Level, args: argparse.Namespace) -> str:
     compare = compare_args(level, data_dir, compare_dir, args.seeds, args.episodes)
     decoding = "" if level.decoded_size is None else (
         f" Frames decoded at {level.decoded_size} px, the videos' size, and embedded at the recipe's "
-        f"{load_config(RECIPE).data.crop_size} px (`model.input_size`): the amplifier magnifies from the "
+        f"{RECIPE_SIZE} px (`model.input_size`): the amplifier magnifies from the "
         "sharper frames."
     )
     lines = [
