@@ -218,8 +218,8 @@ class ModelConfig:
     """Backbone, few-shot head and auxiliary loss of the recogniser.
 
     ``input_size``: the side of the square frames the backbone embeds; the sampler's frames are
-    resized to it (bilinear, antialiased when shrinking) when they differ. None embeds them at the decoded size
-    (``data.crop_size``). Decoding larger than ``input_size`` gives the spatial amplifier a sharper
+    resized to it (bilinear, antialiased when shrinking) when they differ. None embeds them at the
+    decoded size (``data.crop_size``). Decoding larger than ``input_size`` gives the spatial amplifier a sharper
     source to magnify from, as the paper's amplifier samples its 224-px output from the full frames,
     while uniform frames reach the backbone at the same size (``docs/method.md`` section 4).
     """

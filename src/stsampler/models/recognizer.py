@@ -10,6 +10,7 @@ from torch import nn
 from stsampler.errors import ConfigError
 from stsampler.models.backbones import Backbone
 from stsampler.models.heads import FewShotHead
+from stsampler.ops.resize import resize_square
 from stsampler.samplers.base import FrameSampler, SamplerOutput
 
 
@@ -80,13 +81,9 @@ class FewShotRecognizer(nn.Module):
         self.aux_classifier = nn.Linear(self.embed_dim, num_train_classes)
 
     def resize(self, frames: torch.Tensor) -> torch.Tensor:
-        """Frames ``[N, 3, H, W]`` at the backbone's ``input_size`` ``[N, 3, S, S]`` (bilinear, antialiased
-        when shrinking); unchanged when ``input_size`` is None or already their size."""
-        size = (self.input_size, self.input_size)
-        if self.input_size is None or tuple(frames.shape[-2:]) == size:
-            return frames
-        shrinking = frames.shape[-2] > size[0] or frames.shape[-1] > size[1]
-        return F.interpolate(frames, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
+        """Frames ``[N, 3, H, W]`` at the backbone's ``input_size`` ``[N, 3, S, S]``
+        (:func:`~stsampler.ops.resize.resize_square`); unchanged when ``input_size`` is None."""
+        return frames if self.input_size is None else resize_square(frames, self.input_size)
 
     def embed_frames(self, frames: torch.Tensor, video_feature: torch.Tensor | None) -> torch.Tensor:
         """Per-frame embeddings ``[B, T, D']`` of selected frames ``[B, T, 3, H, W]``.

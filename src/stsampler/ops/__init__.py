@@ -1,6 +1,7 @@
-"""Differentiable primitives: perturbed top-k selection, inverse-CDF spatial amplification, encodings."""
+"""Differentiable primitives: perturbed top-k selection, inverse-CDF spatial amplification, encodings, resizing."""
 from stsampler.ops.amplify import amplify, amplify_grid
 from stsampler.ops.encoding import minmax_normalise, sinusoidal_encoding
+from stsampler.ops.resize import resize_square
 from stsampler.ops.topk import hard_topk, perturbed_topk, sigma_at
 
 __all__ = [
@@ -9,6 +10,7 @@ __all__ = [
     "hard_topk",
     "minmax_normalise",
     "perturbed_topk",
+    "resize_square",
     "sigma_at",
     "sinusoidal_encoding",
 ]

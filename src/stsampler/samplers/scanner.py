@@ -23,6 +23,7 @@ from torchvision import models
 from stsampler.config import SamplerConfig
 from stsampler.errors import ConfigError
 from stsampler.models.backbones import SMALL_CNN_WIDTHS, Backbone, small_cnn_blocks
+from stsampler.ops.resize import resize_square
 from stsampler.pretrained import load_pretrained
 
 SHUFFLENETS = ("shufflenet_v2_x0_5", "shufflenet_v2_x1_0")
@@ -138,12 +139,7 @@ class Scanner(nn.Module):
         Returns:
             :class:`ScanOutput` with features ``[N, out_dim]`` and the three stage maps.
         """
-        size = (self.scan_size, self.scan_size)
-        if tuple(frames.shape[-2:]) != size:
-            downscale = frames.shape[-2] > size[0] or frames.shape[-1] > size[1]
-            frames = F.interpolate(
-                frames, size=size, mode="bilinear", align_corners=False, antialias=downscale
-            )
+        frames = resize_square(frames, self.scan_size)
         if self.small_cnn:  # dense convolutions: faster channels-last, on CPU too (ShuffleNet is not)
             frames = frames.contiguous(memory_format=torch.channels_last)
         maps = []
