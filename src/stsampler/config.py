@@ -52,7 +52,7 @@ KIND_COMPONENTS = ("learned", "oracle")
 #: one of :data:`KIND_COMPONENTS`. A key without a component is read by every sampler.
 COMPONENTS = ("temporal", "spatial", "task_adaptive", *KIND_COMPONENTS)
 #: Backbones built from the small CNN's blocks, which a ``smallcnn`` scanner can share.
-SMALL_CNN_BACKBONES = ("smallcnn", "smallcnn_max")
+SMALL_CNN_BACKBONES = ("smallcnn", "smallcnn_max", "smallcnn_max_coords")
 
 _KEY_INFO = "stsampler"
 

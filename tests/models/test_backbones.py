@@ -8,19 +8,49 @@ import torch
 import torchvision
 
 from stsampler.errors import CheckpointError, ConfigError
-from stsampler.models.backbones import BACKBONES, build_backbone
+from stsampler.models.backbones import BACKBONES, CoordinateChannels, build_backbone
 
 
 def test_registry_names() -> None:
-    assert set(BACKBONES) == {"resnet18", "resnet34", "resnet50", "smallcnn", "smallcnn_max"}
+    assert set(BACKBONES) == {"resnet18", "resnet34", "resnet50", "smallcnn", "smallcnn_max", "smallcnn_max_coords"}
 
 
-@pytest.mark.parametrize(("name", "out_dim"), [("smallcnn", 256), ("smallcnn_max", 256), ("resnet18", 512)])
+@pytest.mark.parametrize(
+    ("name", "out_dim"), [("smallcnn", 256), ("smallcnn_max", 256), ("smallcnn_max_coords", 256), ("resnet18", 512)]
+)
 def test_output_size(name: str, out_dim: int) -> None:
     backbone = build_backbone(name).eval()
     assert backbone.out_dim == out_dim
     with torch.no_grad():
         assert backbone(torch.randn(3, 3, 64, 64)).shape == (3, out_dim)
+
+
+def test_coordinate_channels_append_x_then_y() -> None:
+    frames = torch.randn(2, 3, 4, 5)
+    out = CoordinateChannels()(frames)
+    assert out.shape == (2, 5, 4, 5)
+    torch.testing.assert_close(out[:, :3], frames)
+    torch.testing.assert_close(out[1, 3, 2], torch.linspace(-1, 1, 5))
+    torch.testing.assert_close(out[1, 4, :, 3], torch.linspace(-1, 1, 4))
+
+
+def test_coords_backbone_tells_where_an_object_is_and_the_plain_one_does_not() -> None:
+    """The same bright square on a dark frame, moved by the backbone's stride (16 px): the max-pooled small
+    CNN gives the same embedding, the one with coordinate channels two different ones."""
+    frames = torch.zeros(2, 3, 64, 64)
+    frames[0, :, 8:12, 8:12] = 1.0
+    frames[1, :, 40:44, 40:44] = 1.0
+    distance = {}
+    for name in ("smallcnn_max", "smallcnn_max_coords"):
+        torch.manual_seed(0)
+        backbone = build_backbone(name).eval()
+        with torch.no_grad():
+            for conv in [m for m in backbone.modules() if isinstance(m, torch.nn.Conv2d)]:
+                conv.weight.normal_()
+            first, second = backbone(frames)
+        distance[name] = ((first - second).norm() / first.norm()).item()
+    assert distance["smallcnn_max"] < 1e-4
+    assert distance["smallcnn_max_coords"] > 0.1
 
 
 def test_resnet50_is_the_pooled_conv5_trunk() -> None:
@@ -49,7 +79,7 @@ def test_weights_and_inputs_are_channels_last(name: str) -> None:
 
 
 def test_unknown_name_lists_known_names() -> None:
-    with pytest.raises(ConfigError, match="resnet18, resnet34, resnet50, smallcnn, smallcnn_max"):
+    with pytest.raises(ConfigError, match="resnet18, resnet34, resnet50, smallcnn, smallcnn_max, smallcnn_max_coords"):
         build_backbone("vgg16")
 
 

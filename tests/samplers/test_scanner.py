@@ -94,6 +94,27 @@ def test_a_shared_backbone_is_one_set_of_weights_for_scanner_and_recogniser() ->
     assert scanner.stem[0].weight.grad is not None and scanner.stem[0].weight.grad.abs().sum() > 0
 
 
+def test_a_shared_backbone_with_coordinates_is_scanned_without_position() -> None:
+    """The recogniser's embedding depends on the weights of its position inputs; the scan (features and
+    maps) does not: the scanner feeds those inputs zeros, and otherwise runs the same blocks."""
+    torch.manual_seed(0)
+    scanner = make(arch="smallcnn", freeze_bn=False).eval()
+    backbone = build_backbone("smallcnn_max_coords").eval()
+    scanner.share_backbone(backbone)
+    assert [scanner.stem, *scanner.stages] == list(backbone.trunk)[1:5]
+    frames = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        scan, embedding = scanner(frames), backbone(frames)
+        scanner.stem[0].weight[:, 3:].normal_()
+        rescan = scanner(frames)
+        torch.testing.assert_close(rescan.features, scan.features, rtol=0, atol=0)
+        for new, old in zip(rescan.maps, scan.maps, strict=True):
+            torch.testing.assert_close(new, old, rtol=0, atol=0)
+        assert not torch.allclose(backbone(frames), embedding)
+        scanner.stem[0].weight[:, 3:] = 0.0  # without position inputs the backbone computes the scan's features
+        torch.testing.assert_close(backbone(frames), scan.features)
+
+
 @pytest.mark.parametrize("name", sorted(BACKBONES))
 def test_the_config_names_exactly_the_backbones_a_small_cnn_scanner_can_share(name: str) -> None:
     """``SMALL_CNN_BACKBONES`` (what the config accepts) and ``share_backbone`` (what works) agree on every backbone."""

@@ -2,7 +2,9 @@
 
 ``build_backbone(name, pretrained, weights_path)`` is the only constructor the rest of the library
 uses. Known names are the keys of :data:`BACKBONES`: torchvision ResNet-18/34/50 (classifier removed,
-global-average-pooled) and ``smallcnn``, a four-block CNN for CPU-sized experiments at 64-112 px.
+global-average-pooled) and ``smallcnn``, a four-block CNN for CPU-sized experiments at 64-112 px
+(``smallcnn_max``: max-pooled; ``smallcnn_max_coords``: its first block also sees each pixel's position,
+``docs/method.md`` section 9).
 Every backbone runs in channels_last memory format; inputs are converted on entry.
 """
 from __future__ import annotations
@@ -64,24 +66,45 @@ def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 SMALL_CNN_WIDTHS = (32, 64, 128, 256)
 
 
-def small_cnn_blocks(widths: tuple[int, ...]) -> list[nn.Sequential]:
-    """The conv-BN-ReLU blocks of the small CNN, each stride 2, with ``widths`` output channels."""
-    channels = (3, *widths)
+def small_cnn_blocks(widths: tuple[int, ...], in_channels: int = 3) -> list[nn.Sequential]:
+    """The conv-BN-ReLU blocks of the small CNN, each stride 2, with ``widths`` output channels; the
+    first takes ``in_channels`` (3 for RGB, 5 with :class:`CoordinateChannels` before it)."""
+    channels = (in_channels, *widths)
     return [_conv_block(c_in, c_out) for c_in, c_out in zip(channels[:-1], channels[1:], strict=True)]
 
 
-def _small_cnn(pretrained: bool, pool: str = "avg", widths: tuple[int, ...] = SMALL_CNN_WIDTHS) -> Backbone:
+class CoordinateChannels(nn.Module):
+    """Append each pixel's position as two channels: ``[N, C, H, W] -> [N, C + 2, H, W]``.
+
+    Channel ``C`` is x and ``C + 1`` is y, both from -1 (left, top) to 1 (right, bottom), so that the
+    convolutions after it can tell where in the frame a pattern is (a max-pooled CNN otherwise cannot:
+    an object moving right and one moving down give the same pooled features).
+    """
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """``[N, C, H, W] -> [N, C + 2, H, W]`` (same dtype, device and memory format)."""
+        n, _, h, w = frames.shape
+        xs = torch.linspace(-1.0, 1.0, w, dtype=frames.dtype, device=frames.device).expand(n, 1, h, w)
+        ys = torch.linspace(-1.0, 1.0, h, dtype=frames.dtype, device=frames.device).view(h, 1).expand(n, 1, h, w)
+        return torch.cat([frames, xs, ys], dim=1)
+
+
+def _small_cnn(
+    pretrained: bool, pool: str = "avg", coordinates: bool = False, widths: tuple[int, ...] = SMALL_CNN_WIDTHS
+) -> Backbone:
     """Four conv-BN-ReLU blocks (channels 32-64-128-256, each stride 2) and global pooling.
 
     At 112 px the last feature map is 7x7; out_dim is 256. ``pool`` is ``"avg"`` or ``"max"``
     (max pooling keeps a small object's response from being averaged away by the background).
-    There are no pretrained weights.
+    ``coordinates`` puts :class:`CoordinateChannels` before the first block. There are no
+    pretrained weights.
     """
     if pretrained:
         raise ConfigError("the smallcnn backbones have no pretrained weights; set model.pretrained to false")
-    blocks = small_cnn_blocks(widths)
+    position = [CoordinateChannels()] if coordinates else []
+    blocks = small_cnn_blocks(widths, in_channels=5 if coordinates else 3)
     pooling = nn.AdaptiveAvgPool2d(1) if pool == "avg" else nn.AdaptiveMaxPool2d(1)
-    trunk = nn.Sequential(*blocks, pooling, nn.Flatten())
+    trunk = nn.Sequential(*position, *blocks, pooling, nn.Flatten())
     return Backbone(trunk, widths[-1])
 
 
@@ -91,6 +114,7 @@ BACKBONES: dict[str, Callable[[bool], Backbone]] = {
     "resnet50": partial(_resnet, torchvision.models.resnet50, torchvision.models.ResNet50_Weights.IMAGENET1K_V2),
     "smallcnn": _small_cnn,
     "smallcnn_max": partial(_small_cnn, pool="max"),
+    "smallcnn_max_coords": partial(_small_cnn, pool="max", coordinates=True),
 }
 """Backbone name -> builder taking ``pretrained`` (ImageNet weights through torchvision's weights API)."""
 

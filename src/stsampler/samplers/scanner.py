@@ -22,7 +22,7 @@ from torchvision import models
 
 from stsampler.config import SamplerConfig
 from stsampler.errors import ConfigError
-from stsampler.models.backbones import SMALL_CNN_WIDTHS, Backbone, small_cnn_blocks
+from stsampler.models.backbones import SMALL_CNN_WIDTHS, Backbone, CoordinateChannels, small_cnn_blocks
 from stsampler.ops.resize import resize_square
 from stsampler.pretrained import load_pretrained
 
@@ -96,6 +96,8 @@ class Scanner(nn.Module):
             self.out_dim = SMALL_CNN_WIDTHS[-1]
             self.small_cnn = True
         self.scan_size = scan_size
+        #: Zero channels appended to the frames before the stem: the position inputs of a shared backbone.
+        self.blind_channels = 0
         self.map_size = map_size
         self.freeze_bn = freeze_bn
 
@@ -104,14 +106,17 @@ class Scanner(nn.Module):
 
         One set of weights then serves both: the recogniser's losses train the features the selector
         scores, and the selector's gradient reaches the backbone (``docs/method.md`` section 9). The
-        batch-norm layers are shared too. Raises ConfigError for a ShuffleNet scanner or a backbone
+        batch-norm layers are shared too. A backbone with :class:`CoordinateChannels` is scanned
+        without position: the scanner feeds zeros to the first block's position inputs, so selection
+        and saliency see the frames only. Raises ConfigError for a ShuffleNet scanner or a backbone
         whose trunk does not start with the small CNN's blocks.
         """
-        trunk = backbone.trunk
-        blocks = list(trunk)[: len(SMALL_CNN_WIDTHS)] if isinstance(trunk, nn.Sequential) else []
+        trunk = list(backbone.trunk) if isinstance(backbone.trunk, nn.Sequential) else []
+        position = bool(trunk) and isinstance(trunk[0], CoordinateChannels)
+        blocks = trunk[int(position):][: len(SMALL_CNN_WIDTHS)]
         own = [self.stem, *self.stages]
         same = self.small_cnn and len(blocks) == len(own) and all(
-            [p.shape for p in a.parameters()] == [p.shape for p in b.parameters()]
+            [p.shape[0] for p in a.parameters()] == [p.shape[0] for p in b.parameters()]
             for a, b in zip(blocks, own, strict=True)
         )
         if not same:
@@ -120,6 +125,7 @@ class Scanner(nn.Module):
             )
         self.stem = blocks[0]
         self.stages = nn.ModuleList(blocks[1:])
+        self.blind_channels = 2 if position else 0
 
     def train(self, mode: bool = True) -> Scanner:
         """Set training mode; batch-norm layers stay in evaluation mode when ``freeze_bn``."""
@@ -140,6 +146,8 @@ class Scanner(nn.Module):
             :class:`ScanOutput` with features ``[N, out_dim]`` and the three stage maps.
         """
         frames = resize_square(frames, self.scan_size)
+        if self.blind_channels:
+            frames = F.pad(frames, (0, 0, 0, 0, 0, self.blind_channels))
         if self.small_cnn:  # dense convolutions: faster channels-last, on CPU too (ShuffleNet is not)
             frames = frames.contiguous(memory_format=torch.channels_last)
         maps = []
