@@ -37,7 +37,7 @@ from stsampler.data.events import best_hit_rate
 from stsampler.data.splits import load_split
 from stsampler.data.synthetic import generate_dataset, load_metadata
 from stsampler.demo import DemoConfig
-from stsampler.engine.compare import VariantSummary
+from stsampler.engine.compare import VariantSummary, run_folder
 from stsampler.engine.report import compare_and_report
 
 ABLATION = {
@@ -88,10 +88,14 @@ def gap_line(summaries: list[VariantSummary], title: str) -> str:
     return f"{title}: the full sampler gains {gain:.1f} points over uniform frames and closes {shares}.\n"
 
 
-def training_minutes(out: Path) -> float:
-    """Training wall time of every run under ``out`` in minutes, from their results.json (reused runs included)."""
-    results = out.glob("*shot/runs/*/seed*/results.json")
-    return sum(json.loads(p.read_text()).get("elapsed_s", 0.0) for p in results) / 60
+def training_minutes(out: Path, rows: list[str], seeds: dict[int, int]) -> float:
+    """Training wall time in minutes of this invocation's runs (``rows`` x ``seeds[shot]`` seeds for each
+    shot), reused ones included, from their results.json; other runs under ``out`` are not counted."""
+    results = [
+        run_folder(out / f"{shot}shot", row, seed) / "results.json"
+        for shot, count in seeds.items() for row in rows for seed in range(count)
+    ]
+    return sum(json.loads(p.read_text()).get("elapsed_s", 0.0) for p in results if p.is_file()) / 60
 
 
 def command(args: argparse.Namespace) -> str:
@@ -155,9 +159,10 @@ def main() -> None:
         load_split(data_dir / "splits", "test", data_dir / "videos").items, load_metadata(data_dir),
         base.data.num_frames, base.sampler.num_frames,
     )
+    minutes = training_minutes(args.out, args.rows, seeds)
     body = (
         f"Wall time of this invocation: {elapsed / 60:.1f} min; training time of all its runs (from their "
-        f"results.json): {training_minutes(args.out):.1f} min. Data: the demo's synthetic actions ({demo.classes} "
+        f"results.json): {minutes:.1f} min. Data: the demo's synthetic actions ({demo.classes} "
         f"classes, {demo.videos_per_class} videos each, {demo.video_frames} frames at {demo.size} px); recipe "
         f"synthetic/sampler (M={base.data.num_frames}, T={base.sampler.num_frames}, {base.model.backbone} from "
         f"scratch, {base.model.head}). The best choice of T of the M scanned frames has {ceiling:.1f}% of its picks "
