@@ -64,7 +64,7 @@ def test_smallcnn_gradients_reach_every_parameter() -> None:
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in backbone.parameters())
 
 
-@pytest.mark.parametrize("name", ["smallcnn", "resnet18"])
+@pytest.mark.parametrize("name", ["smallcnn", "smallcnn_max_coords", "resnet18"])
 def test_weights_and_inputs_are_channels_last(name: str) -> None:
     backbone = build_backbone(name).eval()
     convs = [m for m in backbone.modules() if isinstance(m, torch.nn.Conv2d)]

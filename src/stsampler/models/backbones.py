@@ -82,11 +82,11 @@ class CoordinateChannels(nn.Module):
     """
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        """``[N, C, H, W] -> [N, C + 2, H, W]`` (same dtype, device and memory format)."""
+        """``[N, C, H, W] -> [N, C + 2, H, W]``, same dtype and device, channels_last (as the backbones run)."""
         n, _, h, w = frames.shape
         xs = torch.linspace(-1.0, 1.0, w, dtype=frames.dtype, device=frames.device).expand(n, 1, h, w)
         ys = torch.linspace(-1.0, 1.0, h, dtype=frames.dtype, device=frames.device).view(h, 1).expand(n, 1, h, w)
-        return torch.cat([frames, xs, ys], dim=1)
+        return torch.cat([frames, xs, ys], dim=1).contiguous(memory_format=torch.channels_last)
 
 
 def _small_cnn(

@@ -116,7 +116,7 @@ class Scanner(nn.Module):
         blocks = trunk[int(position):][: len(SMALL_CNN_WIDTHS)]
         own = [self.stem, *self.stages]
         same = self.small_cnn and len(blocks) == len(own) and all(
-            [p.shape[0] for p in a.parameters()] == [p.shape[0] for p in b.parameters()]
+            [_without_inputs(p.shape) for p in a.parameters()] == [_without_inputs(p.shape) for p in b.parameters()]
             for a, b in zip(blocks, own, strict=True)
         )
         if not same:
@@ -125,7 +125,7 @@ class Scanner(nn.Module):
             )
         self.stem = blocks[0]
         self.stages = nn.ModuleList(blocks[1:])
-        self.blind_channels = 2 if position else 0
+        self.blind_channels = blocks[0][0].in_channels - 3 if position else 0
 
     def train(self, mode: bool = True) -> Scanner:
         """Set training mode; batch-norm layers stay in evaluation mode when ``freeze_bn``."""
@@ -160,6 +160,12 @@ class Scanner(nn.Module):
         if tuple(maps[0].shape[-2:]) != (self.map_size, self.map_size):
             maps[0] = F.interpolate(maps[0], size=(self.map_size, self.map_size), mode="bilinear", align_corners=False)
         return ScanOutput(features=features, maps=maps)
+
+
+def _without_inputs(shape: torch.Size) -> tuple[int, ...]:
+    """A parameter's shape without its input-channel dimension (a convolution's second): the blocks
+    of a backbone with position inputs then match the scanner's own."""
+    return (shape[0], *shape[2:])
 
 
 def rename_earlier_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
