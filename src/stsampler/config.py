@@ -219,9 +219,10 @@ class ModelConfig:
 
     ``input_size``: the side of the square frames the backbone embeds; the sampler's frames are
     resized to it (bilinear, antialiased when shrinking) when they differ. None embeds them at the
-    decoded size (``data.crop_size``). Decoding larger than ``input_size`` gives the spatial amplifier a sharper
-    source to magnify from, as the paper's amplifier samples its 224-px output from the full frames,
-    while uniform frames reach the backbone at the same size (``docs/method.md`` section 4).
+    decoded size (``data.crop_size``). Decoding larger than ``input_size`` gives the spatial
+    amplifier a sharper source to magnify from, as the paper's amplifier samples its 224-px output
+    from the full frames, while uniform frames reach the backbone at the same size
+    (``docs/method.md`` section 4).
     """
 
     backbone: str = key("resnet50", ARCHITECTURE)
