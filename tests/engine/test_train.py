@@ -61,6 +61,20 @@ def test_validation_on_synthetic_data_reports_the_event_hit_rate(
         assert f"temporal hit rate {entry['hit_rate']:.1f}%" in log
 
 
+def test_validation_uses_the_evaluation_task(tiny_config, tmp_path: Path) -> None:
+    """Trained 4-way 1-shot for a 3-way 2-shot test: validation (the val split has only 3 classes)
+    scores the test's task, and the best checkpoint's recorded accuracy is the one of that task."""
+    cfg = tiny_config(
+        train={"way": 4, "episodes": 4, "val_every": 4, "val_episodes": 4},
+        eval={"way": 3, "shot": 2},
+    )
+    results = train(cfg, tmp_path / "run", progress=False)
+    model, cfg = load_model(tmp_path / "run" / "checkpoints" / "best.pt")
+    val_set = build_dataset(cfg, "val", train=False)
+    episodes = make_episodes(val_set, 3, 2, cfg.eval.query, 4, seed=cfg.eval.seed)
+    assert evaluate(model, val_set, episodes, 2, "cpu").accuracy == results["best"]["accuracy"]
+
+
 def test_resume_reaches_the_same_parameters(tiny_config, tmp_path: Path) -> None:
     """Resumed between the selector warm-up (random frames) and selection: the same run as straight."""
     cfg = tiny_config(

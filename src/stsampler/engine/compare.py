@@ -29,7 +29,7 @@ from stsampler.data.episodes import load_episodes, save_episodes
 from stsampler.engine import distributed
 from stsampler.engine.builder import build_dataset
 from stsampler.engine.checkpoint import CHECKPOINT_DIR, LAST, load_model, recipe_diff, resolve_checkpoint
-from stsampler.engine.evaluate import evaluate, make_episodes
+from stsampler.engine.evaluate import eval_task, evaluate, make_episodes
 from stsampler.engine.metrics import event_scorer
 from stsampler.engine.runtime import resolve_amp
 from stsampler.engine.stats import PairedDifference, mean_ci95, paired_difference, seed_mean_per_episode
@@ -225,11 +225,6 @@ def summarise(name: str, overrides: Sequence[str], runs: Sequence[VariantResult]
         hit_rate=_mean_or_none([r.hit_rate for r in runs]),
         magnification=_mean_or_none([r.magnification for r in runs]), difference=difference,
     )
-
-
-def eval_task(cfg: Config) -> tuple[int, int]:
-    """N and K of the test episodes: the ``eval`` section's, else the ``train`` section's."""
-    return cfg.eval.way or cfg.train.way, cfg.eval.shot or cfg.train.shot
 
 
 def default_title(base: Config, variants: dict[str, Sequence[str]], eval_episodes: int, seeds: int) -> str:

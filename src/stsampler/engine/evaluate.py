@@ -197,6 +197,15 @@ def _episode_list(
     return episodes
 
 
+def eval_task(cfg: Any) -> tuple[int, int]:
+    """N and K of the evaluation's episodes: the ``eval`` section's, else the ``train`` section's.
+
+    Validation during training uses them too: it chooses the checkpoint for this task, which may
+    differ from the training episodes' (e.g. training at a higher way than the test).
+    """
+    return cfg.eval.way or cfg.train.way, cfg.eval.shot or cfg.train.shot
+
+
 def episode_shape(
     cfg: Any, way: int | None, shot: int | None, query: int | None, episodes: int | None
 ) -> dict[str, int]:
@@ -206,9 +215,10 @@ def episode_shape(
     Raises:
         ConfigError: way < 2, shot < 1, query < 1 or episodes < 1 (naming the flag and the key).
     """
+    run_way, run_shot = eval_task(cfg)
     shape = {
-        "way": way if way is not None else (cfg.eval.way or cfg.train.way),
-        "shot": shot if shot is not None else (cfg.eval.shot or cfg.train.shot),
+        "way": way if way is not None else run_way,
+        "shot": shot if shot is not None else run_shot,
         "query": query if query is not None else cfg.eval.query,
         "episodes": episodes if episodes is not None else cfg.eval.episodes,
     }

@@ -7,7 +7,8 @@ of the run is the same task whatever W (see :class:`~stsampler.data.episodes.Epi
 
 The run directory holds ``config.yaml`` (resolved; written once, never replaced by a resume),
 ``train.log``, ``results.json``, ``checkpoints/{last,best}.pt`` and ``tensorboard/``. ``best.pt`` is
-chosen on the val split, among the validations after the selector warm-up
+chosen on the val split, in episodes of the evaluation's task (``eval.way``/``eval.shot``, else the
+training's), among the validations after the selector warm-up
 (``sampler.selector_warmup``): until then the temporal selector has not been trained. A resume must
 use the run's recipe (:func:`~stsampler.engine.checkpoint.recipe_diff`). Videos the data layer
 replaced (unreadable ones) are logged when first met and listed in ``results.json`` and checkpoints.
@@ -45,7 +46,7 @@ from stsampler.engine.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from stsampler.engine.evaluate import evaluate, make_episodes
+from stsampler.engine.evaluate import eval_task, evaluate, make_episodes
 from stsampler.engine.metrics import event_scorer, synthetic_metadata
 from stsampler.engine.runtime import autocast, episode_batches, episode_loader, prepare_batch, resolve_amp
 from stsampler.engine.substitutions import Substitutions, pairs_text
@@ -234,8 +235,9 @@ class _Trainer:
         self.train_set = build_dataset(cfg, "train", train=True, split_data=train_split)
         self.train_keys = self.train_set.keys
         self.val_set = build_dataset(cfg, "val", train=False) if tcfg.val_episodes > 0 else None
+        val_way, self.val_shot = eval_task(cfg)
         self.val_episodes = (
-            make_episodes(self.val_set, tcfg.way, tcfg.shot, cfg.eval.query, tcfg.val_episodes, cfg.eval.seed)
+            make_episodes(self.val_set, val_way, self.val_shot, cfg.eval.query, tcfg.val_episodes, cfg.eval.seed)
             if self.val_set is not None
             else []
         )
@@ -350,7 +352,7 @@ class _Trainer:
         distributed.broadcast_buffers(self.model)
         scorer = event_scorer(self.cfg, self.val_set, self.val_metadata)
         result = evaluate(
-            self.model, self.val_set, self.val_episodes, self.cfg.train.shot, self.device, self.amp,
+            self.model, self.val_set, self.val_episodes, self.val_shot, self.device, self.amp,
             workers=self.cfg.data.workers, progress=False, on_batch=scorer,
         )
         entry = {"episodes": self.episodes_done, "accuracy": result.accuracy, "ci95": result.ci95}
