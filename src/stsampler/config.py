@@ -246,6 +246,9 @@ class TrainConfig:
     CUDA when available (``cuda:LOCAL_RANK`` under torchrun), else CPU. ``channels_last`` converts
     the whole model on CUDA only: on CPU it makes ShuffleNet's depthwise convolutions ~20x slower
     (the backbone keeps its own channels_last either way). ``val_episodes`` 0 turns validation off.
+    ``ema_decay``: None trains, validates and saves the optimiser's weights; a decay in ``[0, 1)``
+    validates, saves and so tests an exponential moving average of them, updated after every step
+    (:mod:`stsampler.engine.averaging`).
     """
 
     way: int = key(5, TRAINING, within="[2, inf)")
@@ -262,6 +265,7 @@ class TrainConfig:
     step_every: int = key(4000, TRAINING, within="[1, inf)")
     step_gamma: float = key(0.1, TRAINING, within="(0, 1]")
     clip_grad: float | None = key(None, TRAINING, within="(0, inf)")
+    ema_decay: float | None = key(None, TRAINING, within="[0, 1)")
     amp: Literal["auto", "bf16", "fp16", "none"] = key("auto", TRAINING)
     channels_last: bool = key(True, RUNTIME)
     device: str = key("auto", RUNTIME)

@@ -75,14 +75,16 @@ def test_validation_uses_the_evaluation_task(tiny_config, tmp_path: Path) -> Non
     assert evaluate(model, val_set, episodes, 2, "cpu").accuracy == results["best"]["accuracy"]
 
 
-def test_resume_reaches_the_same_parameters(tiny_config, tmp_path: Path) -> None:
-    """Resumed between the selector warm-up (random frames) and selection: the same run as straight."""
+@pytest.mark.parametrize("ema_decay", [None, 0.5])
+def test_resume_reaches_the_same_parameters(ema_decay: float | None, tiny_config, tmp_path: Path) -> None:
+    """Resumed between the selector warm-up (random frames) and selection: the same run as straight
+    (with a moving average of the weights, the same average and the same optimiser weights)."""
     cfg = tiny_config(
         data={"num_frames": 6},
         sampler={"kind": "learned", "num_frames": 3, "temporal": True, "spatial": True, "task_adaptive": True,
                  "sigma_every": 2, "selector_warmup": 2},
         train={"way": 2, "query": 1, "episodes": 4, "tasks_per_batch": 1, "schedule": "cosine", "warmup": 2,
-               "val_every": 2, "val_episodes": 1, "optimizer": "sgd", "lr": 0.05},
+               "val_every": 2, "val_episodes": 1, "optimizer": "sgd", "lr": 0.05, "ema_decay": ema_decay},
     )
     straight = train(cfg, tmp_path / "straight", progress=False)
     stopped = train(cfg, tmp_path / "resumed", progress=False, max_steps=2)
@@ -93,9 +95,12 @@ def test_resume_reaches_the_same_parameters(tiny_config, tmp_path: Path) -> None
     assert resumed["episodes"] == straight["episodes"] == 4
     a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
     b = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")
-    assert a["model"].keys() == b["model"].keys()
-    for key in a["model"]:
-        assert torch.equal(a["model"][key], b["model"][key]), key
+    weights = ("model", "training_weights") if ema_decay is not None else ("model",)
+    assert ("training_weights" in a) == (ema_decay is not None)
+    for entry in weights:
+        assert a[entry].keys() == b[entry].keys()
+        for key in a[entry]:
+            assert torch.equal(a[entry][key], b[entry][key]), (entry, key)
     assert [v["accuracy"] for v in straight["val"]] == [v["accuracy"] for v in resumed["val"]]
     assert straight["train"]["sigma"] == resumed["train"]["sigma"] == pytest.approx(0.05 * 0.8)
     assert [h["episodes"] for h in resumed["train_history"]] == [1, 2, 3, 4]

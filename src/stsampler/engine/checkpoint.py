@@ -4,7 +4,9 @@ A checkpoint is a plain dict that ``torch.load(weights_only=True)`` can read bac
 numbers, strings, lists and dicts only. Keys written by the trainer:
 
 - ``config``: the run's resolved config as a plain dict; ``num_train_classes``: int;
-- ``model``: the recogniser's state_dict; ``episodes`` / ``step``: training progress;
+- ``model``: the recogniser's state_dict, the weights it validates and tests (with ``train.ema_decay``
+  their moving average); ``episodes`` / ``step``: training progress;
+- ``training_weights``: with ``train.ema_decay``, the optimiser's own weights (``last.pt`` only);
 - ``optimizer``, ``scheduler``, ``scaler``: their state_dicts (``last.pt`` only);
 - ``rng``: the RNG states of torch (CPU and CUDA), numpy, Python and every ``torch.Generator`` held
   by a module (e.g. the sampler's noise generator), see :func:`capture_rng`;

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from stsampler.config import Config, TrainConfig, config_to_dict, save_config
 from stsampler.data.episodes import EpisodeSampler
 from stsampler.engine import distributed
+from stsampler.engine.averaging import WeightAverage
 from stsampler.engine.builder import build_dataset, build_model, resolve_split
 from stsampler.engine.checkpoint import (
     BEST,
@@ -273,6 +274,11 @@ class _Trainer:
         }
         if self.state:
             self._load_training_state()
+        self.average = (
+            WeightAverage(self.model, tcfg.ema_decay, self.state["model"] if self.state else None)
+            if tcfg.ema_decay is not None
+            else None
+        )
         self.net: nn.Module = self.model
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -312,7 +318,7 @@ class _Trainer:
 
     def _load_training_state(self) -> None:
         state = self.state
-        self.model.load_state_dict(state["model"])
+        self.model.load_state_dict(state["training_weights" if self.cfg.train.ema_decay is not None else "model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state.get("scaler"):
@@ -325,7 +331,7 @@ class _Trainer:
         state = {
             "config": config_to_dict(self.cfg),
             "num_train_classes": self.model.aux_classifier.out_features,
-            "model": self.model.state_dict(),
+            "model": self.average.state_dict() if self.average is not None else self.model.state_dict(),
             "episodes": self.episodes_done,
             "step": self.step,
             "best": self.best,
@@ -340,6 +346,8 @@ class _Trainer:
                 scaler=self.scaler.state_dict() if self.scaler is not None else {},
                 rng=capture_rng(self.model),
             )
+            if self.average is not None:
+                state["training_weights"] = self.model.state_dict()
         save_checkpoint(self.run_dir / CHECKPOINT_DIR / name, state)
 
     def _selector_untrained(self) -> bool:
@@ -349,12 +357,13 @@ class _Trainer:
     def _validate(self) -> dict:
         """Test on the validation episodes; on synthetic data (event metadata) also the sampler's temporal hit
         rate and event magnification, so a run's log shows whether and when its selector found the events."""
-        distributed.broadcast_buffers(self.model)
         scorer = event_scorer(self.cfg, self.val_set, self.val_metadata)
-        result = evaluate(
-            self.model, self.val_set, self.val_episodes, self.val_shot, self.device, self.amp,
-            workers=self.cfg.data.workers, progress=False, on_batch=scorer,
-        )
+        with self.average.applied(self.model) if self.average is not None else contextlib.nullcontext():
+            distributed.broadcast_buffers(self.model)  # the weights rank 0 saves, on every rank
+            result = evaluate(
+                self.model, self.val_set, self.val_episodes, self.val_shot, self.device, self.amp,
+                workers=self.cfg.data.workers, progress=False, on_batch=scorer,
+            )
         entry = {"episodes": self.episodes_done, "accuracy": result.accuracy, "ci95": result.ci95}
         events = ""
         if scorer is not None:
@@ -437,6 +446,8 @@ class _Trainer:
             tcfg.clip_grad,
         )
         self.scheduler.step()
+        if self.average is not None:
+            self.average.update(self.model)
         self.step += 1
         self.episodes_done += tcfg.tasks_per_batch
         session.running += torch.stack([stats["loss"], stats["ce"], stats["aux"], stats["accuracy"]])
