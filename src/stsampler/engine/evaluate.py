@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from stsampler.config import apply_overrides, config_from_dict, config_to_dict
+from stsampler.config import Config, apply_overrides, config_from_dict, config_to_dict
 from stsampler.data.dataset import VideoDataset
 from stsampler.data.episodes import Episode, FixedEpisodeSampler, load_episodes, sample_episodes, save_episodes
 from stsampler.engine import distributed
@@ -197,7 +197,7 @@ def _episode_list(
     return episodes
 
 
-def eval_task(cfg: Any) -> tuple[int, int]:
+def eval_task(cfg: Config) -> tuple[int, int]:
     """N and K of the evaluation's episodes: the ``eval`` section's, else the ``train`` section's.
 
     Validation during training uses them too: it chooses the checkpoint for this task, which may
