@@ -16,6 +16,7 @@ Each level is a set of ``stsampler synth`` flags. For each level asked for, the 
    relative to the working directory) and the comparison's table, then the machine.
 
     python benchmarks/ladder.py --out runs/ladder                        # every level (hours on a CPU)
+    python benchmarks/ladder.py --out runs/ladder --jobs 2 --threads 1   # two one-thread runs side by side
     python benchmarks/ladder.py --out runs/ladder --levels hard --data-only
 
 ``--data-only`` stops after step 1 and writes the statistics and the commands it would run to
@@ -31,10 +32,12 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from _common import machine_description, markdown_report, write_report
 
+from stsampler.cli import add_side_by_side_options, side_by_side_words
 from stsampler.config import load_config
 from stsampler.data.synthetic import load_metadata
 from stsampler.demo import DemoConfig
@@ -121,9 +124,12 @@ def synth_args(level: Level, data_dir: str, workers: int) -> list[str]:
     return ["synth", data_dir, *level.synth, "--workers", str(workers)]
 
 
-def compare_args(level: Level, data_dir: str, out_dir: str, seeds: int, episodes: int) -> list[str]:
+def compare_args(
+    level: Level, data_dir: str, out_dir: str, seeds: int, episodes: int, side_by_side: Sequence[str] = ()
+) -> list[str]:
     """``stsampler compare`` arguments: the level's data as shared overrides (they precede the variants,
-    each of which takes the ``KEY=VALUE`` words after its name), then the variants."""
+    each of which takes the ``KEY=VALUE`` words after its name), then the variants, then the
+    ``side_by_side`` words (:func:`stsampler.cli.side_by_side_words`)."""
     variants = [part for name in level.variants for part in ("--variant", name, *VARIANTS[name])]
     shared = [
         f"data.split_dir={data_dir}/splits", f"data.data_root={data_dir}/videos",
@@ -135,7 +141,10 @@ def compare_args(level: Level, data_dir: str, out_dir: str, seeds: int, episodes
             f"model.input_size={RECIPE_SIZE}",
             f"data.train_cache_mb={TRAIN_CACHE_MB}",
         ]
-    return ["compare", RECIPE, *shared, *variants, "--seeds", str(seeds), "--episodes", str(episodes), "--out", out_dir]
+    return [
+        "compare", RECIPE, *shared, *variants, "--seeds", str(seeds), "--episodes", str(episodes), "--out", out_dir,
+        *side_by_side,
+    ]
 
 
 def _spread(values: list[float]) -> str:
@@ -173,7 +182,9 @@ def run_level(name: str, level: Level, args: argparse.Namespace) -> str:
     synth = synth_args(level, data_dir, args.workers)
     if not (root / "data" / "metadata.json").is_file():
         subprocess.run(stsampler_command(synth), check=True)
-    compare = compare_args(level, data_dir, compare_dir, args.seeds, args.episodes)
+    compare = compare_args(
+        level, data_dir, compare_dir, args.seeds, args.episodes, side_by_side_words(args.jobs, args.threads)
+    )
     decoding = "" if level.decoded_size is None else (
         f" Frames decoded at {level.decoded_size} px, the videos' size, and embedded at the recipe's "
         f"{RECIPE_SIZE} px (`model.input_size`): the amplifier magnifies from the "
@@ -199,6 +210,7 @@ def main() -> None:
         "--episodes", type=int, default=300, help="fixed 5-way 1-shot test episodes (default: %(default)s)"
     )
     parser.add_argument("--workers", type=int, default=1, help="processes generating videos (default: %(default)s)")
+    add_side_by_side_options(parser)
     parser.add_argument("--data-only", action="store_true", help="generate and measure the data; train nothing")
     parser.add_argument(
         "--results", type=Path, help="report file (default: results/ladder.md, or ladder_data.md with --data-only)"

@@ -14,6 +14,7 @@ compare.json and report.html.
 
     python benchmarks/synthetic_ablation.py --out runs/ablation --seeds 3 1
     python benchmarks/synthetic_ablation.py --out runs/ablation --shots 1 --rows none all oracle
+    python benchmarks/synthetic_ablation.py --out runs/ablation --jobs 2 --threads 1   # two runs at a time
 
 ``--episodes``, ``--eval-episodes`` and ``--seeds`` take one value for every shot or one per shot.
 By default 1-shot rows train for the recipe's 320 episodes and are tested on 300; 5-shot rows train
@@ -33,6 +34,7 @@ from pathlib import Path
 
 from _common import available_devices, machine_description, markdown_report, write_report
 
+from stsampler.cli import add_side_by_side_options, side_by_side_words
 from stsampler.data.events import best_hit_rate
 from stsampler.data.splits import load_split
 from stsampler.data.synthetic import generate_dataset, load_metadata
@@ -107,6 +109,7 @@ def command(args: argparse.Namespace) -> str:
             words += [flag, *map(str, values)]
     if args.rows != list(ABLATION):
         words += ["--rows", *args.rows]
+    words += side_by_side_words(args.jobs, args.threads)
     if args.results != RESULTS:
         words += ["--results", str(args.results)]
     if args.note:
@@ -126,6 +129,7 @@ def main() -> None:
                         help=f"training seeds per row, one value or one per shot (default: {SEEDS})")
     parser.add_argument("--rows", nargs="+", default=list(ABLATION), choices=list(ABLATION))
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes (0 suits a 2-core CPU)")
+    add_side_by_side_options(parser)
     parser.add_argument("--note", default="", help="free text for the report, e.g. how the runs were trained")
     parser.add_argument(
         "--results", type=Path, default=RESULTS, help="the report (default: benchmarks/results/synthetic_ablation.md)"
@@ -151,6 +155,7 @@ def main() -> None:
                  f"per run, {seeds[shot]} training seed{'s' * (seeds[shot] > 1)} per row")
         summaries, table = compare_and_report(
             base, variants, args.out / f"{shot}shot", eval_episodes[shot], seeds[shot], command(args), title=title,
+            jobs=args.jobs, threads=args.threads,
         )
         print(table)
         sections += [table, gap_line(summaries, f"5-way {shot}-shot")]

@@ -56,12 +56,40 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     words = ["stsampler", "compare", args.config, *args.overrides]
     for name, overrides in variants.items():
         words += ["--variant", name, *overrides]
-    command = shlex.join([*words, "--seeds", str(args.seeds), "--episodes", str(episodes), "--out", args.out])
+    words += ["--seeds", str(args.seeds), "--episodes", str(episodes), "--out", args.out]
+    words += side_by_side_words(args.jobs, args.threads)
+    command = shlex.join(words)
     out = Path(args.out)
-    _, table = compare_and_report(base, variants, out, episodes, args.seeds, command, pictures=args.pictures)
+    _, table = compare_and_report(
+        base, variants, out, episodes, args.seeds, command, pictures=args.pictures, jobs=args.jobs,
+        threads=args.threads,
+    )
     print(table)
     print(f"wrote {out / 'compare.md'}, {out / 'compare.json'} and {out / REPORT}")
     print(f"regenerate with: {command}")
+
+
+def add_side_by_side_options(parser: argparse.ArgumentParser) -> None:
+    """``--jobs`` and ``--threads``: how many training runs go side by side, with how many threads each."""
+    parser.add_argument(
+        "--jobs", type=int, default=1,
+        help="runs trained and tested side by side, each in its own process (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None,
+        help="intra-op threads per run (default: the cores shared out among the jobs); a CPU run's numbers "
+        "depend slightly on it",
+    )
+
+
+def side_by_side_words(jobs: int, threads: int | None) -> list[str]:
+    """The ``--jobs``/``--threads`` words that reproduce a comparison's runs, the thread count resolved
+    (:func:`stsampler.engine.compare.side_by_side_threads`); none for one job on the default threads."""
+    from stsampler.engine.compare import side_by_side_threads
+
+    if jobs == 1 and threads is None:
+        return []
+    return ["--jobs", str(jobs), "--threads", str(side_by_side_threads(jobs, threads))]
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -266,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pictures", type=int, default=3, help="test videos drawn per learned sampler (default: %(default)s)"
     )
+    add_side_by_side_options(p)
 
     p = add("report", _cmd_report, "Rebuild a comparison's report.html from its finished runs (no training).")
     p.add_argument("dir", help="the --out folder of `stsampler compare`")

@@ -16,15 +16,19 @@ from stsampler.engine import compare as compare_module
 from stsampler.engine.checkpoint import BEST, CHECKPOINT_DIR
 from stsampler.engine.compare import (
     TEST_RESULT,
+    RunJob,
     VariantResult,
     _inputs_key,
     _result_key,
     _saved_test_result,
+    compare,
     default_title,
+    run_folder,
+    run_side_by_side,
     train_variant,
     variant_config,
 )
-from stsampler.errors import ConfigError
+from stsampler.errors import ConfigError, DatasetError
 from stsampler.io import atomic_write_json
 
 
@@ -199,6 +203,54 @@ def test_a_run_folder_of_another_configuration_is_refused(tmp_path) -> None:
     train_variant(variant_config(base, "TS", ["sampler.num_frames=3", "data.workers=2"]), run_dir)  # skipped
     with pytest.raises(ConfigError, match=r"sampler\.num_frames: 3 -> 2.*delete that folder"):
         train_variant(variant_config(base, "TS", ["sampler.num_frames=2"]), run_dir)
+
+
+def test_a_run_folder_of_another_configuration_is_refused_before_anything_trains(
+    tiny_config, tmp_path, monkeypatch
+) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("trained before every run folder was checked")
+
+    monkeypatch.setattr(compare_module, "train", refuse)
+    base = tiny_config()
+    variants = {"a": [], "b": ["sampler.num_frames=3"]}
+    stale = run_folder(tmp_path, "b", 1)
+    stale.mkdir(parents=True)
+    save_config(variant_config(base, "b", ["sampler.num_frames=2", "train.seed=1"]), stale / "config.yaml")
+    with pytest.raises(ConfigError, match=r"seed1 holds a run of another configuration"):
+        compare(base, variants, tmp_path, eval_episodes=4, seeds=2, progress=False)
+    assert not run_folder(tmp_path, "a", 0).exists()
+
+
+def _per_run(out: Path) -> dict[str, list[float]]:
+    """Each run's per-episode accuracies in a comparison's compare.json, by run folder."""
+    doc = json.loads((out / "compare.json").read_text())
+    return {run["run_dir"]: run["per_episode"] for variant in doc["variants"] for run in variant["runs"]}
+
+
+def test_runs_side_by_side_give_what_one_after_another_gives(tiny_config, tmp_path) -> None:
+    recipe = save_config(tiny_config(), tmp_path / "tiny.yaml")
+    assert main(compare_argv(recipe, tmp_path / "serial", "--threads", "2")) == 0
+    assert main(compare_argv(recipe, tmp_path / "parallel", "--jobs", "2", "--threads", "2")) == 0
+    assert _per_run(tmp_path / "parallel") == _per_run(tmp_path / "serial")
+    command = json.loads((tmp_path / "parallel" / "compare.json").read_text())["command"]
+    assert command.endswith("--jobs 2 --threads 2")
+    for results in (tmp_path / "parallel" / "runs").glob("*/seed*/results.json"):
+        assert json.loads(results.read_text())["threads"] == 2  # not the test process's default
+
+
+def test_a_failed_side_by_side_run_is_raised_with_its_message(tiny_config, tmp_path) -> None:
+    missing = tmp_path / "no_such_videos"
+    cfg = variant_config(tiny_config(), "broken", [f"data.data_root={missing}"])
+    runs = [RunJob(cfg, tmp_path / f"run{i}", [], {}, 1, None) for i in range(3)]
+    with pytest.raises(DatasetError, match="no_such_videos"):
+        run_side_by_side(runs, jobs=2, threads=1)
+
+
+@pytest.mark.parametrize(("jobs", "threads"), [(0, None), (2, 0)])
+def test_side_by_side_needs_a_job_and_a_thread(jobs, threads) -> None:
+    with pytest.raises(ConfigError, match="at least 1"):
+        run_side_by_side([], jobs=jobs, threads=threads)
 
 
 def test_the_title_names_each_variant_trained_on_another_budget(tiny_config) -> None:

@@ -5,7 +5,11 @@ Every variant is a set of ``key=value`` overrides of one base configuration, tra
 training seeds (``train.seed`` 0..S-1) into ``OUT/runs/<variant>/seed<s>`` (resumed when a
 checkpoint is there, skipped when finished; a folder holding another configuration's run is an
 error) and evaluated on one fixed, saved list of test episodes. Every variant's configuration is
-built before anything trains, so a wrong key or value fails at once.
+built, and every run folder checked against it, before anything trains, so a wrong key or value
+or a folder of another configuration fails at once. ``jobs`` > 1 trains and tests that many runs side
+by side, each in its own process with ``threads`` intra-op threads (:func:`run_side_by_side`): on a
+CPU the thread count changes a run's numbers slightly, so a comparison that is to be regenerated
+exactly names both.
 A run's test result, with its per-episode and per-class accuracies, is saved in its run folder
 (``test_result.json``) with the SHA-256 of its checkpoint, of the episode list and of the event
 metadata, and reused while all three are unchanged, so adding a variant or a training seed to a
@@ -16,16 +20,20 @@ paired difference on the shared episodes (:mod:`stsampler.engine.stats`).
 """
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
+import multiprocessing
 import os
 import statistics
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
+import torch
+
 from stsampler.config import Config, apply_overrides, config_from_dict, config_to_dict, load_saved_config
-from stsampler.data.episodes import load_episodes, save_episodes
+from stsampler.data.episodes import Episode, load_episodes, save_episodes
 from stsampler.engine import distributed
 from stsampler.engine.builder import build_dataset
 from stsampler.engine.checkpoint import CHECKPOINT_DIR, LAST, load_model, recipe_diff, resolve_checkpoint
@@ -70,8 +78,8 @@ def variant_config(base: Config, name: str, overrides: Sequence[str]) -> Config:
     return config_from_dict(values, source=f"variant {name}")
 
 
-def train_variant(cfg: Config, run_dir: Path, progress: bool = True) -> None:
-    """Train ``cfg`` into ``run_dir``: resume an interrupted run, skip a finished one.
+def check_run_folder(cfg: Config, run_dir: Path) -> None:
+    """Refuse ``run_dir`` if it holds a run of a configuration other than ``cfg``.
 
     Raises:
         ConfigError: ``run_dir`` holds a run of another configuration (a changed default or
@@ -85,6 +93,15 @@ def train_variant(cfg: Config, run_dir: Path, progress: bool = True) -> None:
                 f"{run_dir} holds a run of another configuration ({'; '.join(diffs)}): delete that folder "
                 "to train this one, or choose another output folder"
             )
+
+
+def train_variant(cfg: Config, run_dir: Path, progress: bool = True) -> None:
+    """Train ``cfg`` into ``run_dir``: resume an interrupted run, skip a finished one.
+
+    Raises:
+        ConfigError: ``run_dir`` holds a run of another configuration (:func:`check_run_folder`).
+    """
+    check_run_folder(cfg, run_dir)
     if (run_dir / "results.json").is_file():
         return
     train(cfg, run_dir, resume=(run_dir / CHECKPOINT_DIR / LAST).is_file(), progress=progress)
@@ -268,13 +285,17 @@ def compare(
     metadata: dict | None = None,
     seeds: int = 1,
     progress: bool = True,
+    jobs: int = 1,
+    threads: int | None = None,
 ) -> list[VariantSummary]:
     """Train every variant (``name -> overrides``) with ``seeds`` training seeds and test all runs on the
-    same ``eval_episodes`` episodes (:func:`episodes_file`); one summary per variant, in order.
+    same ``eval_episodes`` episodes (:func:`episodes_file`), ``jobs`` runs at a time with ``threads``
+    threads each (:func:`run_side_by_side`); one summary per variant, in order.
 
     Raises:
-        ConfigError: no variants or seeds, or a variant's override names no config key or gives a bad
-            value (checked for every variant before anything trains).
+        ConfigError: no variants or seeds, a variant's override names no config key or gives a bad
+            value, or a run folder holds another configuration's run (all checked before anything
+            trains).
     """
     if not variants or seeds < 1:
         raise ConfigError(f"a comparison needs at least one variant and one seed, got {len(variants)} and {seeds}")
@@ -283,22 +304,93 @@ def compare(
         for name, overrides in variants.items()
         for seed in range(seeds)
     }
+    for (name, seed), cfg in configs.items():
+        check_run_folder(cfg, run_folder(out_dir, name, seed))
     way, shot = eval_task(base)
     path = episodes_file(out_dir, base)
     episodes = fixed_test_episodes(base, path, way, shot, eval_episodes, base.eval.seed)
-    for (name, seed), cfg in configs.items():
-        train_variant(cfg, run_folder(out_dir, name, seed), progress)
     inputs = _inputs_key(path, metadata)
+    runs = [
+        RunJob(cfg, run_folder(out_dir, name, seed), episodes, inputs, shot, metadata)
+        for (name, seed), cfg in configs.items()
+    ]
+    results = dict(zip(configs, run_side_by_side(runs, jobs, threads, progress), strict=True))
     summaries: list[VariantSummary] = []
     for name, overrides in variants.items():
-        runs = [
-            tested_variant(
-                configs[name, seed], run_folder(out_dir, name, seed), episodes, inputs, shot, metadata, progress
-            )
-            for seed in range(seeds)
-        ]
-        summaries.append(summarise(name, overrides, runs, summaries[0].runs if summaries else None))
+        seed_results = [results[name, seed] for seed in range(seeds)]
+        summaries.append(summarise(name, overrides, seed_results, summaries[0].runs if summaries else None))
     return summaries
+
+
+@dataclass
+class RunJob:
+    """One run of a comparison: train ``cfg`` into ``run_dir``, then test it (:func:`tested_variant`)."""
+
+    cfg: Config
+    run_dir: Path
+    episodes: list[Episode]
+    inputs: dict[str, str | None]
+    shot: int
+    metadata: dict | None
+
+    def __call__(self, progress: bool) -> VariantResult:
+        train_variant(self.cfg, self.run_dir, progress)
+        return tested_variant(self.cfg, self.run_dir, self.episodes, self.inputs, self.shot, self.metadata, progress)
+
+
+def _use_threads(threads: int) -> None:
+    """A side-by-side worker's initialiser: its intra-op thread count."""
+    torch.set_num_threads(threads)
+
+
+def _run_quietly(job: RunJob) -> VariantResult:
+    """``job`` in a worker process, without progress bars (they would interleave), then one line."""
+    result = job(progress=False)
+    print(f"{job.run_dir}: {result.accuracy:.1f}%", flush=True)
+    return result
+
+
+def side_by_side_threads(jobs: int, threads: int | None = None) -> int:
+    """The intra-op threads of each of ``jobs`` side-by-side runs: ``threads``, or by default this
+    process's threads shared out among the jobs (at least one each)."""
+    return threads or max(1, torch.get_num_threads() // jobs)
+
+
+def run_side_by_side(
+    runs: Sequence[RunJob], jobs: int = 1, threads: int | None = None, progress: bool = True
+) -> list[VariantResult]:
+    """The result of every run in ``runs``, in order, running ``jobs`` of them at a time.
+
+    ``jobs`` = 1 runs them one after another in this process (with ``threads`` threads if given).
+    Otherwise each runs in a fresh process (spawned, so no state leaks between runs) with
+    :func:`side_by_side_threads` intra-op threads. Two one-thread runs side by side use a 2-core CPU
+    better than one two-thread run after another. The first failure cancels the runs not yet started,
+    waits for the ones running (their checkpoints stay whole) and is raised.
+
+    Raises:
+        ConfigError: ``jobs`` or ``threads`` below 1.
+    """
+    if jobs < 1 or (threads is not None and threads < 1):
+        raise ConfigError(f"jobs and threads per job must be at least 1, got {jobs} and {threads}")
+    if jobs == 1:
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads or before)
+        try:
+            return [job(progress) for job in runs]
+        finally:
+            torch.set_num_threads(before)
+    threads = side_by_side_threads(jobs, threads)
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+        initializer=_use_threads, initargs=(threads,),
+    ) as pool:
+        futures = [pool.submit(_run_quietly, job) for job in runs]
+        concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+        failed = next((f for f in futures if f.done() and f.exception() is not None), None)
+        if failed is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise failed.exception()
+        return [future.result() for future in futures]
 
 
 def event_cells(hit_rate: float | None, magnification: float | None) -> tuple[str, str]:

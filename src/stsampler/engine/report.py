@@ -226,11 +226,16 @@ def compare_and_report(
     title: str | None = None,
     pictures: int = 3,
     progress: bool = True,
+    jobs: int = 1,
+    threads: int | None = None,
 ) -> tuple[list[VariantSummary], str]:
-    """:func:`stsampler.engine.compare.compare`, then ``compare.md``, ``compare.json`` and ``report.html``
-    in ``out_dir``; returns the summaries and their Markdown table under ``title`` (default:
-    :func:`~stsampler.engine.compare.default_title`). ``command`` is the command line that regenerates it."""
-    summaries = compare(base, variants, out_dir, eval_episodes, synthetic_metadata(base), seeds, progress)
+    """:func:`stsampler.engine.compare.compare` (``jobs`` runs side by side, ``threads`` threads each),
+    then ``compare.md``, ``compare.json`` and ``report.html`` in ``out_dir``; returns the summaries and
+    their Markdown table under ``title`` (default: :func:`~stsampler.engine.compare.default_title`).
+    ``command`` is the command line that regenerates it."""
+    summaries = compare(
+        base, variants, out_dir, eval_episodes, synthetic_metadata(base), seeds, progress, jobs, threads
+    )
     title = title or default_title(base, variants, eval_episodes, seeds)
     write_comparison(summaries, out_dir, episodes_file(out_dir, base), command, title)
     build_report(out_dir, pictures)

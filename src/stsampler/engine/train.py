@@ -511,6 +511,7 @@ class _Trainer:
             "world_size": self.world,
             "device": str(self.device),
             "amp": str(self.amp).removeprefix("torch.") if self.amp is not None else "none",
+            "threads": torch.get_num_threads(),
             "train": session.logged,
             "train_history": self.train_history,
             "val": self.history,
