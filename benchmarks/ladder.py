@@ -18,7 +18,11 @@ Each level is a set of ``stsampler synth`` flags. For each level asked for, the 
     python benchmarks/ladder.py --out runs/ladder                        # every level (hours on a CPU)
     python benchmarks/ladder.py --out runs/ladder --jobs 2 --threads 1   # two one-thread runs side by side
     python benchmarks/ladder.py --out runs/ladder --levels hard --data-only
+    python benchmarks/ladder.py --out runs/ladder --set train.tasks_per_batch=2 --label tpb2 \
+        --results benchmarks/results/ladder_tpb2.md   # a candidate change of the recipe, on the same data
 
+``--set`` measures a candidate change of the recipe on every level without touching the recipe's own
+runs: its comparisons go to ``OUT/<level>/compare-LABEL``, beside ``compare``, on the same data.
 ``--data-only`` stops after step 1 and writes the statistics and the commands it would run to
 benchmarks/results/ladder_data.md instead.
 """
@@ -125,11 +129,13 @@ def synth_args(level: Level, data_dir: str, workers: int) -> list[str]:
 
 
 def compare_args(
-    level: Level, data_dir: str, out_dir: str, seeds: int, episodes: int, side_by_side: Sequence[str] = ()
+    level: Level, data_dir: str, out_dir: str, seeds: int, episodes: int, side_by_side: Sequence[str] = (),
+    recipe_overrides: Sequence[str] = (),
 ) -> list[str]:
-    """``stsampler compare`` arguments: the level's data as shared overrides (they precede the variants,
-    each of which takes the ``KEY=VALUE`` words after its name), then the variants, then the
-    ``side_by_side`` words (:func:`stsampler.cli.side_by_side_words`)."""
+    """``stsampler compare`` arguments: the level's data and ``recipe_overrides`` (a candidate change of
+    the recipe) as shared overrides (they precede the variants, each of which takes the ``KEY=VALUE``
+    words after its name), then the variants, then the ``side_by_side`` words
+    (:func:`stsampler.cli.side_by_side_words`)."""
     variants = [part for name in level.variants for part in ("--variant", name, *VARIANTS[name])]
     shared = [
         f"data.split_dir={data_dir}/splits", f"data.data_root={data_dir}/videos",
@@ -141,6 +147,7 @@ def compare_args(
             f"model.input_size={RECIPE_SIZE}",
             f"data.train_cache_mb={TRAIN_CACHE_MB}",
         ]
+    shared += recipe_overrides
     return [
         "compare", RECIPE, *shared, *variants, "--seeds", str(seeds), "--episodes", str(episodes), "--out", out_dir,
         *side_by_side,
@@ -178,12 +185,14 @@ def demote(markdown: str) -> str:
 def run_level(name: str, level: Level, args: argparse.Namespace) -> str:
     """Generate (if absent) and, unless ``--data-only``, compare one level; its Markdown section."""
     root = Path(os.path.relpath(args.out / name))
-    data_dir, compare_dir = (root / "data").as_posix(), (root / "compare").as_posix()
+    compare_name = f"compare-{args.label}" if args.label else "compare"
+    data_dir, compare_dir = (root / "data").as_posix(), (root / compare_name).as_posix()
     synth = synth_args(level, data_dir, args.workers)
     if not (root / "data" / "metadata.json").is_file():
         subprocess.run(stsampler_command(synth), check=True)
     compare = compare_args(
-        level, data_dir, compare_dir, args.seeds, args.episodes, side_by_side_words(args.jobs, args.threads)
+        level, data_dir, compare_dir, args.seeds, args.episodes, side_by_side_words(args.jobs, args.threads),
+        args.set,
     )
     decoding = "" if level.decoded_size is None else (
         f" Frames decoded at {level.decoded_size} px, the videos' size, and embedded at the recipe's "
@@ -196,7 +205,7 @@ def run_level(name: str, level: Level, args: argparse.Namespace) -> str:
     ]
     if not args.data_only:
         subprocess.run(stsampler_command(compare), check=True)
-        table = (root / "compare" / "compare.md").read_text(encoding="utf-8").strip()
+        table = (root / compare_name / "compare.md").read_text(encoding="utf-8").strip()
         lines += [demote(table), ""]
     return "\n".join(lines)
 
@@ -211,17 +220,27 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=1, help="processes generating videos (default: %(default)s)")
     add_side_by_side_options(parser)
+    parser.add_argument(
+        "--set", nargs="+", default=[], metavar="KEY=VALUE",
+        help="a candidate change of the recipe: overrides of every variant on every level (needs --label)",
+    )
+    parser.add_argument(
+        "--label", help="names the comparisons' folders (OUT/<level>/compare-LABEL) of a run with --set"
+    )
     parser.add_argument("--data-only", action="store_true", help="generate and measure the data; train nothing")
     parser.add_argument(
         "--results", type=Path, help="report file (default: results/ladder.md, or ladder_data.md with --data-only)"
     )
     args = parser.parse_args()
+    if bool(args.set) != bool(args.label):
+        parser.error("--set and --label go together: the label keeps a candidate's runs apart from the recipe's")
     sections = [run_level(name, LEVELS[name], args) for name in args.levels]
     machine = machine_description([torch.device("cpu")])
     title = "Difficulty ladder: event statistics" if args.data_only else "Difficulty ladder"
     longer = [name for name, level in LEVELS.items() if "sampler-2x" in level.variants]
+    candidate = f" with the candidate change `{' '.join(args.set)}`" if args.set else ""
     body = (
-        f"Recipe `{RECIPE}` (5-way 1-shot) with the variants "
+        f"Recipe `{RECIPE}`{candidate} (5-way 1-shot) with the variants "
         + ", ".join(f"{name} (`{' '.join(overrides)}`)" for name, overrides in VARIANTS.items())
         + "; the level's data (and the size its frames are decoded at) as shared overrides. "
         + f"sampler-2x runs on the {' and '.join(longer)} level only, "
