@@ -162,7 +162,19 @@ def test_demo_trains_two_seeds_unless_quick_or_told(monkeypatch, tmp_path, argv,
     import stsampler.demo
 
     called = {}
-    monkeypatch.setattr(stsampler.demo, "run_demo", lambda demo, out, workers, command: called.update(
+    monkeypatch.setattr(stsampler.demo, "run_demo", lambda demo, out, workers, command, jobs, threads: called.update(
         seeds=demo.seeds, command=command))
     assert main(["demo", "--out", str(tmp_path), *argv]) == 0
     assert called["seeds"] == seeds and f"--seeds {seeds}" in called["command"]
+
+
+@pytest.mark.parametrize("argv, words", [([], ""), (["--jobs", "2", "--threads", "1"], " --jobs 2 --threads 1")])
+def test_demo_passes_and_records_runs_side_by_side(monkeypatch, tmp_path, argv, words):
+    import stsampler.demo
+
+    called = {}
+    monkeypatch.setattr(stsampler.demo, "run_demo", lambda demo, out, workers, command, jobs, threads: called.update(
+        command=command, jobs=jobs, threads=threads))
+    assert main(["demo", "--out", str(tmp_path), *argv]) == 0
+    assert called["command"].endswith(f"--workers 0{words}")
+    assert (called["jobs"], called["threads"]) == ((2, 1) if argv else (1, None))

@@ -24,7 +24,10 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     if args.seeds is not None:
         demo.seeds = args.seeds
     words = ["stsampler", "demo", "--out", args.out, *(["--quick"] if args.quick else []), "--seeds", str(demo.seeds)]
-    run_demo(demo, Path(args.out), workers=args.workers, command=shlex.join([*words, "--workers", str(args.workers)]))
+    words += ["--workers", str(args.workers), *side_by_side_words(args.jobs, args.threads)]
+    run_demo(
+        demo, Path(args.out), workers=args.workers, command=shlex.join(words), jobs=args.jobs, threads=args.threads
+    )
 
 
 def _variants(specs: Sequence[Sequence[str]]) -> dict[str, list[str]]:
@@ -270,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds", type=int, default=None,
         help="training seeds per model; the table gives their spread (default: 2, with --quick 1)",
     )
+    add_side_by_side_options(p)
 
     p = add(
         "compare", _cmd_compare,

@@ -109,12 +109,14 @@ class DemoConfig:
 
 
 def run_demo(
-    demo: DemoConfig, out: Path, workers: int = 0, progress: bool = True, command: str = "stsampler demo"
+    demo: DemoConfig, out: Path, workers: int = 0, progress: bool = True, command: str = "stsampler demo",
+    jobs: int = 1, threads: int | None = None,
 ) -> str:
     """Run the demo into ``out`` and return the results table (also in ``out/compare.md``).
 
     ``workers`` are the data-loading processes of training and evaluation; ``command`` is the command
-    line recorded in ``compare.md`` to regenerate it.
+    line recorded in ``compare.md`` to regenerate it; ``jobs`` runs train side by side with ``threads``
+    threads each (:func:`stsampler.engine.compare.run_side_by_side`).
     """
     out.mkdir(parents=True, exist_ok=True)
     data_dir = out / "data"
@@ -124,6 +126,7 @@ def run_demo(
     save_config(base, out / "base_config.yaml")
     _, table = compare_and_report(
         base, VARIANTS, out, demo.eval_episodes, demo.seeds, command, pictures=demo.pictures, progress=progress,
+        jobs=jobs, threads=threads,
     )
     print("\n" + table)
     if demo.seeds == 1:
