@@ -253,6 +253,12 @@ def test_side_by_side_needs_a_job_and_a_thread(jobs, threads) -> None:
         run_side_by_side([], jobs=jobs, threads=threads)
 
 
+def test_side_by_side_is_refused_under_torchrun(monkeypatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="torchrun"):
+        run_side_by_side([], jobs=2)
+
+
 def test_the_title_names_each_variant_trained_on_another_budget(tiny_config) -> None:
     base = variant_config(tiny_config(), "tiny", ["train.episodes=8"])
     same = default_title(base, {"uniform": [], "learned": ["sampler.kind=learned"]}, 300, 3)

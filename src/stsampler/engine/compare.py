@@ -344,7 +344,9 @@ def _use_threads(threads: int) -> None:
 
 
 def _run_quietly(job: RunJob) -> VariantResult:
-    """``job`` in a worker process, without progress bars (they would interleave), then one line."""
+    """``job`` in a worker process, without progress bars (they would interleave): a line as it starts
+    and one with its accuracy."""
+    print(f"{job.run_dir}: started", flush=True)
     result = job(progress=False)
     print(f"{job.run_dir}: {result.accuracy:.1f}%", flush=True)
     return result
@@ -368,10 +370,14 @@ def run_side_by_side(
     waits for the ones running (their checkpoints stay whole) and is raised.
 
     Raises:
-        ConfigError: ``jobs`` or ``threads`` below 1.
+        ConfigError: ``jobs`` or ``threads`` below 1, or ``jobs`` > 1 in a distributed launch (whose
+            processes already share the runs out).
     """
     if jobs < 1 or (threads is not None and threads < 1):
         raise ConfigError(f"jobs and threads per job must be at least 1, got {jobs} and {threads}")
+    if jobs > 1 and distributed.env_world_size() > 1:
+        raise ConfigError("--jobs runs side by side on one machine: leave it at 1 under torchrun, whose "
+                          "processes train each run together")
     if jobs == 1:
         before = torch.get_num_threads()
         torch.set_num_threads(threads or before)
