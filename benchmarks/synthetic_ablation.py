@@ -15,13 +15,16 @@ compare.json and report.html.
     python benchmarks/synthetic_ablation.py --out runs/ablation --seeds 3 1
     python benchmarks/synthetic_ablation.py --out runs/ablation --shots 1 --rows none all oracle
     python benchmarks/synthetic_ablation.py --out runs/ablation --jobs 2 --threads 1   # two runs at a time
+    python benchmarks/synthetic_ablation.py --out runs/ablation --set train.tasks_per_batch=2 --label tpb2 \
+        --results benchmarks/results/synthetic_ablation_tpb2.md   # a candidate change of the recipe
 
 ``--episodes``, ``--eval-episodes`` and ``--seeds`` take one value for every shot or one per shot.
 By default 1-shot rows train for the recipe's 320 episodes and are tested on 300; 5-shot rows train
 for 100 episodes and are tested on 100: with one query per class a 5-shot episode holds 30 videos
 against 10, so each row sees a comparable number of training videos in both tables (3000 against
 3200). Only the data paths, the shot and the budget are overridden
-(:meth:`stsampler.demo.DemoConfig.overrides`); the rest is the recipe's.
+(:meth:`stsampler.demo.DemoConfig.overrides`); the rest is the recipe's, or with ``--set`` a
+candidate change of it, whose runs go to ``OUT/<shot>shot-LABEL`` beside the recipe's.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ from pathlib import Path
 from _common import available_devices, machine_description, markdown_report, write_report
 
 from stsampler.cli import add_side_by_side_options, side_by_side_words
+from stsampler.config import apply_overrides, config_from_dict, config_to_dict
 from stsampler.data.events import best_hit_rate
 from stsampler.data.splits import load_split
 from stsampler.data.synthetic import generate_dataset, load_metadata
@@ -90,11 +94,16 @@ def gap_line(summaries: list[VariantSummary], title: str) -> str:
     return f"{title}: the full sampler gains {gain:.1f} points over uniform frames and closes {shares}.\n"
 
 
-def training_minutes(out: Path, rows: list[str], seeds: dict[int, int]) -> float:
+def shot_folder(out: Path, shot: int, label: str | None) -> Path:
+    """The comparison of one shot: ``OUT/<shot>shot``, or ``OUT/<shot>shot-LABEL`` for a candidate change."""
+    return out / (f"{shot}shot-{label}" if label else f"{shot}shot")
+
+
+def training_minutes(out: Path, rows: list[str], seeds: dict[int, int], label: str | None) -> float:
     """Training wall time in minutes of this invocation's runs (``rows`` x ``seeds[shot]`` seeds for each
     shot), reused ones included, from their results.json; other runs under ``out`` are not counted."""
     results = [
-        run_folder(out / f"{shot}shot", row, seed) / "results.json"
+        run_folder(shot_folder(out, shot, label), row, seed) / "results.json"
         for shot, count in seeds.items() for row in rows for seed in range(count)
     ]
     return sum(json.loads(p.read_text()).get("elapsed_s", 0.0) for p in results if p.is_file()) / 60
@@ -109,6 +118,8 @@ def command(args: argparse.Namespace) -> str:
             words += [flag, *map(str, values)]
     if args.rows != list(ABLATION):
         words += ["--rows", *args.rows]
+    if args.set:
+        words += ["--set", *args.set, "--label", args.label]
     words += side_by_side_words(args.jobs, args.threads)
     if args.results != RESULTS:
         words += ["--results", str(args.results)]
@@ -130,6 +141,11 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", default=list(ABLATION), choices=list(ABLATION))
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes (0 suits a 2-core CPU)")
     add_side_by_side_options(parser)
+    parser.add_argument(
+        "--set", nargs="+", default=[], metavar="KEY=VALUE",
+        help="a candidate change of the recipe: overrides of every row (needs --label)",
+    )
+    parser.add_argument("--label", help="names the comparisons' folders (OUT/<shot>shot-LABEL) of a run with --set")
     parser.add_argument("--note", default="", help="free text for the report, e.g. how the runs were trained")
     parser.add_argument(
         "--results", type=Path, default=RESULTS, help="the report (default: benchmarks/results/synthetic_ablation.md)"
@@ -138,6 +154,8 @@ def main() -> None:
     episodes = per_shot(parser, "--episodes", args.episodes, args.shots, TRAIN_EPISODES)
     eval_episodes = per_shot(parser, "--eval-episodes", args.eval_episodes, args.shots, TEST_EPISODES)
     seeds = per_shot(parser, "--seeds", args.seeds, args.shots, SEEDS)
+    if bool(args.set) != bool(args.label):
+        parser.error("--set and --label go together: the label keeps a candidate's runs apart from the recipe's")
 
     data_dir = args.out / "data"
     demo = DemoConfig()
@@ -151,11 +169,12 @@ def main() -> None:
         base = DemoConfig(shot=shot, episodes=episodes[shot], eval_episodes=eval_episodes[shot]).base_config(
             data_dir, args.workers
         )
+        base = config_from_dict(apply_overrides(config_to_dict(base), args.set), source="--set")
         title = (f"5-way {shot}-shot, {eval_episodes[shot]} fixed test episodes, {episodes[shot]} training episodes "
                  f"per run, {seeds[shot]} training seed{'s' * (seeds[shot] > 1)} per row")
         summaries, table = compare_and_report(
-            base, variants, args.out / f"{shot}shot", eval_episodes[shot], seeds[shot], command(args), title=title,
-            jobs=args.jobs, threads=args.threads,
+            base, variants, shot_folder(args.out, shot, args.label), eval_episodes[shot], seeds[shot], command(args),
+            title=title, jobs=args.jobs, threads=args.threads,
         )
         print(table)
         sections += [table, gap_line(summaries, f"5-way {shot}-shot")]
@@ -164,12 +183,14 @@ def main() -> None:
         load_split(data_dir / "splits", "test", data_dir / "videos").items, load_metadata(data_dir),
         base.data.num_frames, base.sampler.num_frames,
     )
-    minutes = training_minutes(args.out, args.rows, seeds)
+    minutes = training_minutes(args.out, args.rows, seeds, args.label)
+    candidate = f" with the candidate change `{' '.join(args.set)}`" if args.set else ""
     body = (
         f"Wall time of this invocation: {elapsed / 60:.1f} min; training time of all its runs (from their "
         f"results.json): {minutes:.1f} min. Data: the demo's synthetic actions ({demo.classes} "
         f"classes, {demo.videos_per_class} videos each, {demo.video_frames} frames at {demo.size} px); recipe "
-        f"synthetic/sampler (M={base.data.num_frames}, T={base.sampler.num_frames}, {base.model.backbone} from "
+        f"synthetic/sampler{candidate} (M={base.data.num_frames}, T={base.sampler.num_frames}, "
+        f"{base.model.backbone} from "
         f"scratch, {base.model.head}). The best choice of T of the M scanned frames has {ceiling:.1f}% of its picks "
         "inside the event (each test video once): the temporal hit rate a learned selector can reach; the oracle "
         "takes its frames from the event itself.\n\n" + "\n".join(sections)
