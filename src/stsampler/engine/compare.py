@@ -26,6 +26,7 @@ import json
 import multiprocessing
 import os
 import statistics
+import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
@@ -347,8 +348,9 @@ def _run_quietly(job: RunJob) -> VariantResult:
     """``job`` in a worker process, without progress bars (they would interleave): a line as it starts
     and one with its accuracy."""
     print(f"{job.run_dir}: started", flush=True)
+    start = time.perf_counter()
     result = job(progress=False)
-    print(f"{job.run_dir}: {result.accuracy:.1f}%", flush=True)
+    print(f"{job.run_dir}: {result.accuracy:.1f}% ({(time.perf_counter() - start) / 60:.1f} min)", flush=True)
     return result
 
 
