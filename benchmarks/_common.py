@@ -132,3 +132,21 @@ def publish(report: str, output: str | os.PathLike | None) -> None:
     print(report)
     if output:
         write_report(output, report)
+
+
+def add_candidate_options(parser: argparse.ArgumentParser, folders: str) -> None:
+    """``--set KEY=VALUE ...`` and ``--label NAME``: a candidate change of the recipe, whose runs go to
+    ``folders`` (the script's comparison folders with ``-LABEL``) beside the recipe's own."""
+    parser.add_argument(
+        "--set", nargs="+", default=[], metavar="KEY=VALUE",
+        help="a candidate change of the recipe: overrides of every run (needs --label)",
+    )
+    parser.add_argument("--label", help=f"names the comparisons' folders ({folders}) of a run with --set")
+
+
+def candidate_change(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """Refuse ``--set`` without ``--label`` or the reverse; the words that name the candidate change in a
+    report ("" for the recipe itself)."""
+    if bool(args.set) != bool(args.label):
+        parser.error("--set and --label go together: the label keeps a candidate's runs apart from the recipe's")
+    return f" with the candidate change `{' '.join(args.set)}`" if args.set else ""

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from _common import machine_description, markdown_report, write_report
+from _common import add_candidate_options, candidate_change, machine_description, markdown_report, write_report
 
 from stsampler.cli import add_side_by_side_options, side_by_side_words
 from stsampler.config import load_config
@@ -220,25 +220,17 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=1, help="processes generating videos (default: %(default)s)")
     add_side_by_side_options(parser)
-    parser.add_argument(
-        "--set", nargs="+", default=[], metavar="KEY=VALUE",
-        help="a candidate change of the recipe: overrides of every variant on every level (needs --label)",
-    )
-    parser.add_argument(
-        "--label", help="names the comparisons' folders (OUT/<level>/compare-LABEL) of a run with --set"
-    )
+    add_candidate_options(parser, "OUT/<level>/compare-LABEL")
     parser.add_argument("--data-only", action="store_true", help="generate and measure the data; train nothing")
     parser.add_argument(
         "--results", type=Path, help="report file (default: results/ladder.md, or ladder_data.md with --data-only)"
     )
     args = parser.parse_args()
-    if bool(args.set) != bool(args.label):
-        parser.error("--set and --label go together: the label keeps a candidate's runs apart from the recipe's")
+    candidate = candidate_change(parser, args)
     sections = [run_level(name, LEVELS[name], args) for name in args.levels]
     machine = machine_description([torch.device("cpu")])
     title = "Difficulty ladder: event statistics" if args.data_only else "Difficulty ladder"
     longer = [name for name, level in LEVELS.items() if "sampler-2x" in level.variants]
-    candidate = f" with the candidate change `{' '.join(args.set)}`" if args.set else ""
     body = (
         f"Recipe `{RECIPE}`{candidate} (5-way 1-shot) with the variants "
         + ", ".join(f"{name} (`{' '.join(overrides)}`)" for name, overrides in VARIANTS.items())

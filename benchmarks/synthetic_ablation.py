@@ -35,15 +35,21 @@ import shlex
 import time
 from pathlib import Path
 
-from _common import available_devices, machine_description, markdown_report, write_report
+from _common import (
+    add_candidate_options,
+    available_devices,
+    candidate_change,
+    machine_description,
+    markdown_report,
+    write_report,
+)
 
 from stsampler.cli import add_side_by_side_options, side_by_side_words
-from stsampler.config import apply_overrides, config_from_dict, config_to_dict
 from stsampler.data.events import best_hit_rate
 from stsampler.data.splits import load_split
 from stsampler.data.synthetic import generate_dataset, load_metadata
 from stsampler.demo import DemoConfig
-from stsampler.engine.compare import VariantSummary, run_folder
+from stsampler.engine.compare import VariantSummary, run_folder, variant_config
 from stsampler.engine.report import compare_and_report
 
 ABLATION = {
@@ -141,11 +147,7 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", default=list(ABLATION), choices=list(ABLATION))
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes (0 suits a 2-core CPU)")
     add_side_by_side_options(parser)
-    parser.add_argument(
-        "--set", nargs="+", default=[], metavar="KEY=VALUE",
-        help="a candidate change of the recipe: overrides of every row (needs --label)",
-    )
-    parser.add_argument("--label", help="names the comparisons' folders (OUT/<shot>shot-LABEL) of a run with --set")
+    add_candidate_options(parser, "OUT/<shot>shot-LABEL")
     parser.add_argument("--note", default="", help="free text for the report, e.g. how the runs were trained")
     parser.add_argument(
         "--results", type=Path, default=RESULTS, help="the report (default: benchmarks/results/synthetic_ablation.md)"
@@ -154,8 +156,7 @@ def main() -> None:
     episodes = per_shot(parser, "--episodes", args.episodes, args.shots, TRAIN_EPISODES)
     eval_episodes = per_shot(parser, "--eval-episodes", args.eval_episodes, args.shots, TEST_EPISODES)
     seeds = per_shot(parser, "--seeds", args.seeds, args.shots, SEEDS)
-    if bool(args.set) != bool(args.label):
-        parser.error("--set and --label go together: the label keeps a candidate's runs apart from the recipe's")
+    candidate = candidate_change(parser, args)
 
     data_dir = args.out / "data"
     demo = DemoConfig()
@@ -169,7 +170,7 @@ def main() -> None:
         base = DemoConfig(shot=shot, episodes=episodes[shot], eval_episodes=eval_episodes[shot]).base_config(
             data_dir, args.workers
         )
-        base = config_from_dict(apply_overrides(config_to_dict(base), args.set), source="--set")
+        base = variant_config(base, base.name, args.set)
         title = (f"5-way {shot}-shot, {eval_episodes[shot]} fixed test episodes, {episodes[shot]} training episodes "
                  f"per run, {seeds[shot]} training seed{'s' * (seeds[shot] > 1)} per row")
         summaries, table = compare_and_report(
@@ -184,7 +185,6 @@ def main() -> None:
         base.data.num_frames, base.sampler.num_frames,
     )
     minutes = training_minutes(args.out, args.rows, seeds, args.label)
-    candidate = f" with the candidate change `{' '.join(args.set)}`" if args.set else ""
     body = (
         f"Wall time of this invocation: {elapsed / 60:.1f} min; training time of all its runs (from their "
         f"results.json): {minutes:.1f} min. Data: the demo's synthetic actions ({demo.classes} "
