@@ -6,6 +6,8 @@
 #     bash benchmarks/regenerate_synthetic.sh            # everything, in the order below
 #     bash benchmarks/regenerate_synthetic.sh ladder     # one step: ablation, ladder, speed or demo
 #
+# The speed step profiles on the ablation's data (runs/ablation/data), so it runs after the ablation step.
+#
 # Every training run is one thread, two side by side (--jobs 2 --threads 1), as the tables record; a
 # finished run is reused, so an interrupted regeneration picks up where it stopped. Runs of the old
 # recipe in runs/ablation or runs/ladder are refused by name (move those folders aside first). The
