@@ -18,8 +18,8 @@ Each level is a set of ``stsampler synth`` flags. For each level asked for, the 
     python benchmarks/ladder.py --out runs/ladder                        # every level (hours on a CPU)
     python benchmarks/ladder.py --out runs/ladder --jobs 2 --threads 1   # two one-thread runs side by side
     python benchmarks/ladder.py --out runs/ladder --levels hard --data-only
-    python benchmarks/ladder.py --out runs/ladder --set train.tasks_per_batch=2 --label tpb2 \
-        --results benchmarks/results/ladder_tpb2.md   # a candidate change of the recipe, on the same data
+    python benchmarks/ladder.py --out runs/ladder --set sampler.max_zoom=6 --label zoom6 \
+        --results benchmarks/results/ladder_zoom6.md   # a candidate change of the recipe, on the same data
 
 ``--set`` measures a candidate change of the recipe on every level without touching the recipe's own
 runs: its comparisons go to ``OUT/<level>/compare-LABEL``, beside ``compare``, on the same data.

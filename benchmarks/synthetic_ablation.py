@@ -15,8 +15,8 @@ compare.json and report.html.
     python benchmarks/synthetic_ablation.py --out runs/ablation --seeds 3 1
     python benchmarks/synthetic_ablation.py --out runs/ablation --shots 1 --rows none all oracle
     python benchmarks/synthetic_ablation.py --out runs/ablation --jobs 2 --threads 1   # two runs at a time
-    python benchmarks/synthetic_ablation.py --out runs/ablation --set train.tasks_per_batch=2 --label tpb2 \
-        --results benchmarks/results/synthetic_ablation_tpb2.md   # a candidate change of the recipe
+    python benchmarks/synthetic_ablation.py --out runs/ablation --set sampler.max_zoom=6 --label zoom6 \
+        --results benchmarks/results/synthetic_ablation_zoom6.md   # a candidate change of the recipe
 
 ``--episodes``, ``--eval-episodes`` and ``--seeds`` take one value for every shot or one per shot.
 By default 1-shot rows train for the recipe's 320 episodes and are tested on 300; 5-shot rows train
