@@ -155,6 +155,9 @@ class SamplerExperiments:
     ``noise``: the perturbed top-k's noise distribution.
     ``pe_scale``: scale of the evaluator's position encoding (1.0 is the paper's formula; see
     :class:`stsampler.samplers.selector.TemporalSelector` for the default).
+    ``clip_warp``: warp all T selected frames of a video by one map, the pixelwise max of their
+    saliency maps, so the object's motion across the frames survives the warp; False (the paper)
+    warps each frame by its own map.
     """
 
     soft_saliency: bool = key(True, TRAINING, reads="spatial")
@@ -164,6 +167,7 @@ class SamplerExperiments:
     scanner_freeze_bn: bool | None = key(None, ARCHITECTURE, reads="learned")
     noise: Literal["normal", "gumbel"] = key("normal", TRAINING, reads="temporal")
     pe_scale: float = key(0.1, ARCHITECTURE, reads="temporal", within="[0, inf)")
+    clip_warp: bool = key(False, ARCHITECTURE, reads="spatial")
 
 
 @dataclass

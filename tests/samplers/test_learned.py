@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from stsampler.config import SamplerConfig, SamplerExperiments
 from stsampler.errors import ConfigError, StsamplerError
+from stsampler.samplers.amplifier import SpatialAmplifier
 from stsampler.samplers.learned import STSampler
 
 B, M, T, SIZE = 6, 8, 4, 32
@@ -315,3 +316,38 @@ def test_saliency_that_does_not_train_the_scanner_still_trains_w_s() -> None:
     assert all(p.grad is None for p in detached.scanner.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in attached.scanner.parameters())
     assert detached.amplifier.w_s.grad.abs().sum() > 0
+
+
+def test_clip_warp_warps_every_selected_frame_of_a_video_by_the_max_of_their_maps() -> None:
+    per_frame, per_clip = make().eval(), make(clip_warp=True).eval()
+    x = clips()
+    with torch.inference_mode():
+        own = per_frame(x, SUPPORT)
+        shared = per_clip(x, SUPPORT)
+    assert torch.equal(shared.indices, own.indices)
+    expected = own.saliency.amax(dim=1, keepdim=True).expand_as(own.saliency)
+    assert_rows_equal(shared.saliency, expected)
+    assert torch.equal(shared.grid, shared.grid[:, :1].expand_as(shared.grid))
+    assert not torch.equal(own.grid, own.grid[:, :1].expand_as(own.grid))
+
+
+def test_clip_warp_keeps_the_motion_that_per_frame_warps_remove() -> None:
+    """An object moving right over T frames moves less than half as far once each frame is warped by its own map."""
+    size, h = 32, 16
+    frames = torch.zeros(1, T, 1, size, size)
+    saliency = torch.zeros(1, T, h, h)
+    for t in range(T):
+        frames[0, t, 0, 14:18, 4 + 6 * t: 8 + 6 * t] = 1.0
+        saliency[0, t, 7:9, 2 + 3 * t: 4 + 3 * t] = 1.0
+    amplifier = SpatialAmplifier(1, "code", max_zoom=4.0)
+    columns = torch.arange(size, dtype=torch.float32)
+
+    def centre_columns(maps: torch.Tensor) -> torch.Tensor:
+        warped, _ = amplifier(frames.flatten(0, 1), maps.flatten(0, 1))
+        mass = warped[:, 0].sum(dim=1)
+        return (mass * columns).sum(dim=1) / mass.sum(dim=1)
+
+    own = centre_columns(saliency)
+    shared = centre_columns(saliency.amax(dim=1, keepdim=True).expand_as(saliency))
+    assert (own.max() - own.min()) < 0.5 * (shared.max() - shared.min())
+    assert torch.all(shared.diff() > 0)

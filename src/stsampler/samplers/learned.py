@@ -45,7 +45,8 @@ class SamplePlan(NamedTuple):
         indices: selected dense-frame indices ``[B, T]`` int64, ascending.
         indicator: selection matrix ``[B, T, M]`` (soft in training with the temporal selector).
         scores: frame scores ``[B, M]`` in [0, 1], or None without the temporal selector.
-        saliency: saliency of the selected frames ``[B, T, h, w]``, or None without amplification.
+        saliency: the map each selected frame is warped by ``[B, T, h, w]`` (its own saliency, or
+            with ``clip_warp`` the max over the video's T maps), or None without amplification.
         video_feature: scan feature g_X ``[B, D]``.
         soft: the indicator mixes frames (training with the temporal selector), so selection is the
             product Y X; otherwise it is one-hot and selection is a gather at ``indices``.
@@ -93,6 +94,10 @@ class STSampler(FrameSampler):
         evaluator_learns: train the selector's evaluator (W1, w2) and the task learner's w2 generator
             (the paper). False keeps them at their initialisation, a fixed random scorer of the scan
             features (``docs/method.md`` section 9): the score gradient then trains the scanner only.
+        clip_warp: warp the T selected frames of a video by one map, the pixelwise max of their
+            saliency maps (the union of where the object is), so that its motion across the frames
+            survives the warp; False (the paper) warps each frame by its own map and centres the
+            object in every frame.
 
     Attributes:
         generator: optional ``torch.Generator`` for every random draw in training (the perturbation
@@ -114,6 +119,7 @@ class STSampler(FrameSampler):
         soft_saliency: bool,
         saliency_trains_scanner: bool,
         evaluator_learns: bool = True,
+        clip_warp: bool = False,
     ) -> None:
         super().__init__()
         adapts_saliency = amplifier is not None and amplifier.needs_weights
@@ -137,6 +143,7 @@ class STSampler(FrameSampler):
         self.explore = False
         self.soft_saliency = soft_saliency
         self.saliency_trains_scanner = saliency_trains_scanner
+        self.clip_warp = clip_warp
         self._sigma = selector.sigma if selector is not None else 0.0
 
     @classmethod
@@ -150,7 +157,7 @@ class STSampler(FrameSampler):
         return cls(
             cfg.num_frames, scanner, selector, amplifier, build_task_learner(cfg, scanner.out_dim, ts_dim, sa_dim),
             soft_saliency=cfg.experimental.soft_saliency, saliency_trains_scanner=cfg.saliency_trains_scanner,
-            evaluator_learns=cfg.evaluator_learns,
+            evaluator_learns=cfg.evaluator_learns, clip_warp=cfg.experimental.clip_warp,
         )
 
     @property
@@ -236,6 +243,8 @@ class STSampler(FrameSampler):
             if not self.saliency_trains_scanner:
                 maps = [m.detach() for m in maps]
             saliency = self._selected_saliency(maps, w_s, indicator, indices, soft and self.soft_saliency)
+            if self.clip_warp:
+                saliency = saliency.amax(dim=1, keepdim=True).expand_as(saliency)
         return SamplePlan(indices, indicator, scores, saliency, video_feature, soft)
 
     def _selected_saliency(
