@@ -96,8 +96,8 @@ class STSampler(FrameSampler):
             features (``docs/method.md`` section 9): the score gradient then trains the scanner only.
         clip_warp: warp the T selected frames of a video by one map, the pixelwise max of their
             saliency maps (the union of where the object is), so that its motion across the frames
-            survives the warp; False (the paper) warps each frame by its own map and centres the
-            object in every frame.
+            survives the warp; False (the paper) warps each frame by its own map, which magnifies the
+            object where it is in that frame and so hides much of how it moved.
 
     Attributes:
         generator: optional ``torch.Generator`` for every random draw in training (the perturbation
