@@ -71,6 +71,12 @@ def select_rows(x: torch.Tensor, indicator: torch.Tensor, indices: torch.Tensor,
     return gather_frames(x, indices)
 
 
+def clip_saliency(saliency: torch.Tensor) -> torch.Tensor:
+    """One warp map per video: the pixelwise max of its T maps ``[B, T, h, w]``, repeated for every frame
+    (a view of the same shape)."""
+    return saliency.amax(dim=1, keepdim=True).expand_as(saliency)
+
+
 class STSampler(FrameSampler):
     """The learned sampler, assembled from its parts; an absent part (None) is one ablation switch.
 
@@ -244,7 +250,7 @@ class STSampler(FrameSampler):
                 maps = [m.detach() for m in maps]
             saliency = self._selected_saliency(maps, w_s, indicator, indices, soft and self.soft_saliency)
             if self.clip_warp:
-                saliency = saliency.amax(dim=1, keepdim=True).expand_as(saliency)
+                saliency = clip_saliency(saliency)
         return SamplePlan(indices, indicator, scores, saliency, video_feature, soft)
 
     def _selected_saliency(
