@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from stsampler.errors import ConfigError
+from stsampler.ops.amplify import amplify, sample_by_grid
 from stsampler.ops.encoding import minmax_normalise
 from stsampler.samplers.amplifier import SpatialAmplifier, saliency_code, saliency_paper
 
@@ -75,6 +76,16 @@ def test_gradient_reaches_w_s_through_amplify() -> None:
     assert not grid.requires_grad and grid.abs().max() <= 1
     (warped * torch.randn_like(warped)).sum().backward()
     assert amplifier.w_s.grad is not None and amplifier.w_s.grad.abs().sum() > 0
+
+
+def test_amplifier_warps_by_the_grid_it_returns() -> None:
+    amplifier = SpatialAmplifier(sum(CHANNELS), "code", max_zoom=4.0)
+    frames = torch.randn(3, 3, 24, 24, generator=torch.Generator().manual_seed(5))
+    saliency = amplifier.saliency(make_maps(n=3))
+    warped, grid = amplifier(frames, saliency)
+    torch.testing.assert_close(warped, amplify(frames, saliency, max_zoom=4.0), atol=0, rtol=0)
+    torch.testing.assert_close(sample_by_grid(frames, grid), warped, atol=0, rtol=0)
+    assert not torch.allclose(warped, frames, atol=1e-3)
 
 
 def test_code_variant_has_no_parameters() -> None:

@@ -1,5 +1,5 @@
 """Differentiable primitives: perturbed top-k selection, inverse-CDF spatial amplification, encodings, resizing."""
-from stsampler.ops.amplify import amplify, amplify_grid
+from stsampler.ops.amplify import amplify, amplify_grid, sample_by_grid
 from stsampler.ops.encoding import minmax_normalise, sinusoidal_encoding
 from stsampler.ops.resize import resize_square
 from stsampler.ops.topk import hard_topk, perturbed_topk, sigma_at
@@ -11,6 +11,7 @@ __all__ = [
     "minmax_normalise",
     "perturbed_topk",
     "resize_square",
+    "sample_by_grid",
     "sigma_at",
     "sinusoidal_encoding",
 ]

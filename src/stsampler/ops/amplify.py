@@ -96,8 +96,22 @@ def amplify_grid(
     )
 
 
+def sample_by_grid(frames: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Resample frames ``[N, C, H, W]`` at an amplification grid ``[N, H, W, 2]`` (:func:`amplify_grid`).
+
+    Returns ``[N, C, H, W]`` in ``frames.dtype``: bilinear samples with border padding, differentiable
+    w.r.t. ``frames`` and ``grid``. Half-precision frames are sampled in float32 (a bfloat16 grid
+    would misplace samples by up to half a pixel at 224) and the result cast back.
+    """
+    dtype = torch.promote_types(frames.dtype, torch.float32)
+    out = F.grid_sample(
+        frames.to(dtype), grid.to(dtype), mode="bilinear", padding_mode="border", align_corners=False
+    )
+    return out.to(frames.dtype)
+
+
 def amplify(frames: torch.Tensor, saliency: torch.Tensor, max_zoom: float = 4.0) -> torch.Tensor:
-    """Warp frames so that salient regions take more pixels.
+    """Warp frames so that salient regions take more pixels: :func:`amplify_grid`, then :func:`sample_by_grid`.
 
     Args:
         frames: ``[N, C, H, W]`` float32 / float64 / float16 / bfloat16.
@@ -105,9 +119,7 @@ def amplify(frames: torch.Tensor, saliency: torch.Tensor, max_zoom: float = 4.0)
         max_zoom: upper bound (>= 1) on the local magnification along each axis.
 
     Returns:
-        ``[N, C, H, W]`` in ``frames.dtype``, bilinear samples with border padding; differentiable
-        w.r.t. ``frames`` and ``saliency``. Half-precision frames are sampled in float32 (a bfloat16
-        grid would misplace samples by up to half a pixel at 224) and the result cast back.
+        ``[N, C, H, W]`` in ``frames.dtype``; differentiable w.r.t. ``frames`` and ``saliency``.
     """
     if frames.dim() != 4:
         raise ValueError(f"frames must be [N, C, H, W], got shape {tuple(frames.shape)}")
@@ -115,9 +127,4 @@ def amplify(frames: torch.Tensor, saliency: torch.Tensor, max_zoom: float = 4.0)
         raise ValueError(
             f"saliency must be [N={frames.shape[0]}, h, w], got shape {tuple(saliency.shape)}"
         )
-    grid = amplify_grid(saliency, (frames.shape[2], frames.shape[3]), max_zoom)
-    dtype = torch.promote_types(frames.dtype, torch.float32)
-    out = F.grid_sample(
-        frames.to(dtype), grid.to(dtype), mode="bilinear", padding_mode="border", align_corners=False
-    )
-    return out.to(frames.dtype)
+    return sample_by_grid(frames, amplify_grid(saliency, (frames.shape[2], frames.shape[3]), max_zoom))

@@ -2,8 +2,9 @@
 
 Two saliency variants (``docs/method.md`` section 5): ``"paper"`` (channel self-attention weighted by
 w_s, learned or generated per task) and ``"code"`` (parameter-free mean of channel means, what the
-public code does). Both give one map per frame in [0, 1]; :func:`stsampler.ops.amplify.amplify` then
-warps each selected frame by its (selected) map.
+public code does). Both give one map per frame in [0, 1]; the amplifier then warps each selected frame
+by its (selected) map: one grid per frame (:func:`stsampler.ops.amplify.amplify_grid`), used both to
+resample the frame and as the returned grid.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from torch import nn
 
 from stsampler.config import SamplerConfig
 from stsampler.errors import ConfigError
-from stsampler.ops.amplify import amplify, amplify_grid
+from stsampler.ops.amplify import amplify_grid, sample_by_grid
 from stsampler.ops.encoding import minmax_normalise
 
 SALIENCY_VARIANTS = ("paper", "code")
@@ -114,10 +115,8 @@ class SpatialAmplifier(nn.Module):
             The warped frames ``[N, C, H, W]`` (differentiable w.r.t. both inputs) and the sampling
             grid ``[N, H, W, 2]`` in [-1, 1] (detached, for inspection).
         """
-        warped = amplify(frames, saliency, self.max_zoom)
-        with torch.no_grad():
-            grid = amplify_grid(saliency, tuple(frames.shape[-2:]), self.max_zoom)
-        return warped, grid
+        grid = amplify_grid(saliency, tuple(frames.shape[-2:]), self.max_zoom)
+        return sample_by_grid(frames, grid), grid.detach()
 
 
 def build_amplifier(cfg: SamplerConfig, channels: int) -> SpatialAmplifier | None:
