@@ -144,6 +144,12 @@ def add_candidate_options(parser: argparse.ArgumentParser, folders: str) -> None
     parser.add_argument("--label", help=f"names the comparisons' folders ({folders}) of a run with --set")
 
 
+def report_path(default: Path, label: str | None) -> Path:
+    """The report a run writes unless told: ``default`` for the recipe, ``<stem>_LABEL<suffix>`` beside it
+    for a candidate change, so that a candidate's table never replaces the recipe's."""
+    return default.with_name(f"{default.stem}_{label}{default.suffix}") if label else default
+
+
 def candidate_change(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
     """Refuse ``--set`` without ``--label`` or the reverse; the words that name the candidate change in a
     report ("" for the recipe itself)."""

@@ -18,11 +18,11 @@ Each level is a set of ``stsampler synth`` flags. For each level asked for, the 
     python benchmarks/ladder.py --out runs/ladder                        # every level (hours on a CPU)
     python benchmarks/ladder.py --out runs/ladder --jobs 2 --threads 1   # two one-thread runs side by side
     python benchmarks/ladder.py --out runs/ladder --levels hard --data-only
-    python benchmarks/ladder.py --out runs/ladder --set sampler.max_zoom=6 --label zoom6 \
-        --results benchmarks/results/ladder_zoom6.md   # a candidate change of the recipe, on the same data
+    python benchmarks/ladder.py --out runs/ladder --set sampler.max_zoom=6 --label zoom6   # a candidate
 
 ``--set`` measures a candidate change of the recipe on every level without touching the recipe's own
-runs: its comparisons go to ``OUT/<level>/compare-LABEL``, beside ``compare``, on the same data.
+runs: its comparisons go to ``OUT/<level>/compare-LABEL``, beside ``compare``, on the same data, and
+its report to benchmarks/results/ladder_LABEL.md unless ``--results`` says otherwise.
 ``--data-only`` stops after step 1 and writes the statistics and the commands it would run to
 benchmarks/results/ladder_data.md instead.
 """
@@ -39,7 +39,14 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from _common import add_candidate_options, candidate_change, machine_description, markdown_report, write_report
+from _common import (
+    add_candidate_options,
+    candidate_change,
+    machine_description,
+    markdown_report,
+    report_path,
+    write_report,
+)
 
 from stsampler.cli import add_side_by_side_options, side_by_side_words
 from stsampler.config import load_config
@@ -223,7 +230,8 @@ def main() -> None:
     add_candidate_options(parser, "OUT/<level>/compare-LABEL")
     parser.add_argument("--data-only", action="store_true", help="generate and measure the data; train nothing")
     parser.add_argument(
-        "--results", type=Path, help="report file (default: results/ladder.md, or ladder_data.md with --data-only)"
+        "--results", type=Path,
+        help="report file (default: results/ladder.md, ladder_data.md with --data-only, ladder_LABEL.md with --label)",
     )
     args = parser.parse_args()
     candidate = candidate_change(parser, args)
@@ -241,7 +249,7 @@ def main() -> None:
         + ("" if "default" in args.levels else DEFAULT_LEVEL_ELSEWHERE)
         + "\n".join(sections)
     )
-    results = args.results or RESULTS / ("ladder_data.md" if args.data_only else "ladder.md")
+    results = args.results or report_path(RESULTS / ("ladder_data.md" if args.data_only else "ladder.md"), args.label)
     write_report(results, markdown_report(title, f"Machine:\n\n{machine}", body))
 
 

@@ -15,8 +15,7 @@ compare.json and report.html.
     python benchmarks/synthetic_ablation.py --out runs/ablation --seeds 3 1
     python benchmarks/synthetic_ablation.py --out runs/ablation --shots 1 --rows none all oracle
     python benchmarks/synthetic_ablation.py --out runs/ablation --jobs 2 --threads 1   # two runs at a time
-    python benchmarks/synthetic_ablation.py --out runs/ablation --set sampler.max_zoom=6 --label zoom6 \
-        --results benchmarks/results/synthetic_ablation_zoom6.md   # a candidate change of the recipe
+    python benchmarks/synthetic_ablation.py --out runs/ablation --set sampler.max_zoom=6 --label zoom6   # a candidate
 
 ``--episodes``, ``--eval-episodes`` and ``--seeds`` take one value for every shot or one per shot.
 By default 1-shot rows train for the recipe's 320 episodes and are tested on 300; 5-shot rows train
@@ -24,7 +23,8 @@ for 100 episodes and are tested on 100: with one query per class a 5-shot episod
 against 10, so each row sees a comparable number of training videos in both tables (3000 against
 3200). Only the data paths, the shot and the budget are overridden
 (:meth:`stsampler.demo.DemoConfig.overrides`); the rest is the recipe's, or with ``--set`` a
-candidate change of it, whose runs go to ``OUT/<shot>shot-LABEL`` beside the recipe's.
+candidate change of it, whose runs go to ``OUT/<shot>shot-LABEL`` beside the recipe's and whose report to
+benchmarks/results/synthetic_ablation_LABEL.md unless ``--results`` says otherwise.
 """
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ from _common import (
     candidate_change,
     machine_description,
     markdown_report,
+    report_path,
     write_report,
 )
 
@@ -127,7 +128,7 @@ def command(args: argparse.Namespace) -> str:
     if args.set:
         words += ["--set", *args.set, "--label", args.label]
     words += side_by_side_words(args.jobs, args.threads)
-    if args.results != RESULTS:
+    if args.results != report_path(RESULTS, args.label):
         words += ["--results", str(args.results)]
     if args.note:
         words += ["--note", args.note]
@@ -150,9 +151,11 @@ def main() -> None:
     add_candidate_options(parser, "OUT/<shot>shot-LABEL")
     parser.add_argument("--note", default="", help="free text for the report, e.g. how the runs were trained")
     parser.add_argument(
-        "--results", type=Path, default=RESULTS, help="the report (default: benchmarks/results/synthetic_ablation.md)"
+        "--results", type=Path,
+        help="the report (default: benchmarks/results/synthetic_ablation.md, synthetic_ablation_LABEL.md with --label)",
     )
     args = parser.parse_args()
+    args.results = args.results or report_path(RESULTS, args.label)
     episodes = per_shot(parser, "--episodes", args.episodes, args.shots, TRAIN_EPISODES)
     eval_episodes = per_shot(parser, "--eval-episodes", args.eval_episodes, args.shots, TEST_EPISODES)
     seeds = per_shot(parser, "--seeds", args.seeds, args.shots, SEEDS)
