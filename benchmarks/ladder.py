@@ -67,11 +67,15 @@ STANDARD_VARIANTS = ("uniform", "sampler", "oracle", "oracle-clip")
 RESULTS = Path(__file__).parent / "results"
 TRAIN_CACHE_MB = 3072
 """Room for the ladder's training videos decoded at 128 px (about 2.3 GiB), so that training decodes each once."""
-DEFAULT_LEVEL_ELSEWHERE = (
-    "The default level's table is `benchmarks/results/synthetic_ablation.md`: the same data (the demo's), recipe "
-    "and training budget, whose rows none, all, oracle and oracle-clip are this script's uniform, sampler, oracle "
-    "and oracle-clip.\n\n"
-)
+
+
+def default_level_elsewhere(label: str | None) -> str:
+    """Where the default level's table is: the ablation's (of the same candidate change, with ``label``)."""
+    table = report_path(Path("benchmarks/results/synthetic_ablation.md"), label)
+    return (
+        f"The default level's table is `{table}`: the same data (the demo's), recipe and training budget, whose "
+        "rows none, all, oracle and oracle-clip are this script's uniform, sampler, oracle and oracle-clip.\n\n"
+    )
 
 
 @dataclass(frozen=True)
@@ -246,7 +250,7 @@ def main() -> None:
         + f"sampler-2x runs on the {' and '.join(longer)} level only, "
         "where the sampler is held to closing half the uniform-to-oracle gap within twice the uniform run's "
         "training episodes. Box areas are of the object's pixel box recorded in each video's metadata.\n\n"
-        + ("" if "default" in args.levels else DEFAULT_LEVEL_ELSEWHERE)
+        + ("" if "default" in args.levels else default_level_elsewhere(args.label))
         + "\n".join(sections)
     )
     results = args.results or report_path(RESULTS / ("ladder_data.md" if args.data_only else "ladder.md"), args.label)
