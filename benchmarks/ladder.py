@@ -18,7 +18,7 @@ Each level is a set of ``stsampler synth`` flags. For each level asked for, the 
     python benchmarks/ladder.py --out runs/ladder                        # every level (hours on a CPU)
     python benchmarks/ladder.py --out runs/ladder --jobs 2 --threads 1   # two one-thread runs side by side
     python benchmarks/ladder.py --out runs/ladder --levels hard --data-only
-    python benchmarks/ladder.py --out runs/ladder --set sampler.max_zoom=6 --label zoom6   # a candidate
+    python benchmarks/ladder.py --out runs/ladder --set sampler.max_zoom=6 --label zoom6   # a candidate change
 
 ``--set`` measures a candidate change of the recipe on every level without touching the recipe's own
 runs: its comparisons go to ``OUT/<level>/compare-LABEL``, beside ``compare``, on the same data, and
