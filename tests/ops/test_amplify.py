@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stsampler.ops.amplify import _cap_mass, amplify, amplify_grid
+from stsampler.ops.amplify import _cap_mass, amplify, amplify_grid, sample_by_grid
 
 
 def _peaked(n: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
@@ -113,6 +113,10 @@ def test_argument_validation() -> None:
         amplify(frames, torch.rand(2, 4, 4), max_zoom=0.5)
     with pytest.raises(ValueError, match="out_size"):
         amplify_grid(torch.rand(2, 4, 4), (0, 8))
+    with pytest.raises(ValueError, match="frames"):
+        sample_by_grid(frames[0], amplify_grid(torch.rand(2, 4, 4), (8, 8)))
+    with pytest.raises(ValueError, match=r"grid must be \[N=2, H=8, W=8, 2\]"):
+        sample_by_grid(frames, amplify_grid(torch.rand(2, 4, 4), (8, 6)))
 
 
 def test_cap_equals_the_limit_of_iterative_clipping() -> None:

@@ -96,6 +96,12 @@ def amplify_grid(
     )
 
 
+def _check_frames(frames: torch.Tensor) -> None:
+    """Raise ValueError unless ``frames`` is ``[N, C, H, W]``."""
+    if frames.dim() != 4:
+        raise ValueError(f"frames must be [N, C, H, W], got shape {tuple(frames.shape)}")
+
+
 def sample_by_grid(frames: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     """Resample frames ``[N, C, H, W]`` at an amplification grid ``[N, H, W, 2]`` (:func:`amplify_grid`).
 
@@ -103,6 +109,13 @@ def sample_by_grid(frames: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     w.r.t. ``frames`` and ``grid``. Half-precision frames are sampled in float32 (a bfloat16 grid
     would misplace samples by up to half a pixel at 224) and the result cast back.
     """
+    _check_frames(frames)
+    n, _, height, width = frames.shape
+    if grid.shape != (n, height, width, 2):
+        raise ValueError(
+            f"grid must be [N={n}, H={height}, W={width}, 2] for frames of shape {tuple(frames.shape)}, "
+            f"got shape {tuple(grid.shape)}"
+        )
     dtype = torch.promote_types(frames.dtype, torch.float32)
     out = F.grid_sample(
         frames.to(dtype), grid.to(dtype), mode="bilinear", padding_mode="border", align_corners=False
@@ -121,8 +134,7 @@ def amplify(frames: torch.Tensor, saliency: torch.Tensor, max_zoom: float = 4.0)
     Returns:
         ``[N, C, H, W]`` in ``frames.dtype``; differentiable w.r.t. ``frames`` and ``saliency``.
     """
-    if frames.dim() != 4:
-        raise ValueError(f"frames must be [N, C, H, W], got shape {tuple(frames.shape)}")
+    _check_frames(frames)
     if saliency.dim() != 3 or saliency.shape[0] != frames.shape[0]:
         raise ValueError(
             f"saliency must be [N={frames.shape[0]}, h, w], got shape {tuple(saliency.shape)}"
