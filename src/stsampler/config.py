@@ -189,7 +189,11 @@ class SamplerConfig:
     then trains the scanner only. ``scanner_arch``: ``shufflenet_v2_x0_5`` or
     ``shufflenet_v2_x1_0`` (the paper's), or ``smallcnn`` (no pretrained weights; method.md 2.2).
     ``scanner_shares_backbone`` True makes a ``smallcnn`` scanner use the recogniser's ``smallcnn``
-    backbone blocks (one set of weights; method.md section 9).
+    backbone blocks (one set of weights; method.md section 9). ``scan_aux_weight`` above 0 adds a
+    linear classifier over the training classes on the scan features of all M frames, max-pooled over
+    time, whose cross-entropy joins the training loss with this weight: the scanner then learns every
+    training class's event whichever frames the selector picks (method.md section 9); 0 (the paper)
+    has no such classifier.
     Keys of a component that is switched off, and every key but ``kind`` and ``num_frames`` for the
     samplers without weights, are neither read nor checked.
     """
@@ -204,6 +208,7 @@ class SamplerConfig:
     scanner_pretrained: bool = key(True, TRAINING, reads="learned")
     scanner_shares_backbone: bool = key(False, ARCHITECTURE, reads="learned")
     scan_size: int = key(64, ARCHITECTURE, reads="learned", within="[1, inf)")
+    scan_aux_weight: float = key(0.0, ARCHITECTURE, reads="learned", within="[0, inf)")
     max_zoom: float = key(4.0, ARCHITECTURE, reads="spatial", within="[1, inf)")
     num_samples: int = key(500, TRAINING, reads="temporal", within="[1, inf)")
     sigma0: float = key(0.05, TRAINING, reads="temporal", within="(0, inf)")

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from stsampler.engine.builder import build_dataset
+from stsampler.engine.builder import build_dataset, build_model
 from stsampler.engine.checkpoint import load_checkpoint, load_model
 from stsampler.engine.evaluate import evaluate, make_episodes
 from stsampler.engine.train import lr_factor, train
@@ -126,6 +126,22 @@ def test_a_scanner_sharing_the_backbone_stays_one_set_of_weights_through_trainin
     model, _ = load_model(tmp_path / "run")
     assert model.sampler.scanner.stem is model.backbone.trunk[0]
     assert model.sampler.scanner.stages[2] is model.backbone.trunk[3]
+
+
+def test_the_scan_classifier_trains_with_the_learned_sampler_only(tiny_config, tmp_path: Path) -> None:
+    """``sampler.scan_aux_weight``: its loss is logged and its weights saved and loaded with the
+    learned sampler; the baselines, which scan nothing, do not read the key."""
+    cfg = tiny_config(
+        sampler={"kind": "learned", "scanner_arch": "smallcnn", "scan_aux_weight": 0.5},
+        train={"episodes": 2, "tasks_per_batch": 1},
+    )
+    results = train(cfg, tmp_path / "run", progress=False)
+    assert all(entry["scan"] > 0 for entry in results["train_history"])
+    assert "scan=" in (tmp_path / "run" / "train.log").read_text()
+    model, _ = load_model(tmp_path / "run")
+    assert model.scan_classifier is not None and model.scan_aux_weight == 0.5
+    uniform = build_model(tiny_config(sampler={"kind": "uniform", "scan_aux_weight": 0.5}), 4)
+    assert uniform.scan_classifier is None and uniform.scan_aux_weight == 0.0
 
 
 def test_resume_with_another_architecture_is_refused(tiny_config, tmp_path: Path) -> None:

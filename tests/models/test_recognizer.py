@@ -29,12 +29,18 @@ class FixedSampler(FrameSampler):
     def forward(self, clips: torch.Tensor, is_support: torch.Tensor) -> SamplerOutput:
         frames = clips[:, self.frame_indices] * self.gain
         indices = self.frame_indices.expand(clips.shape[0], -1)
-        feature = self.project(clips.mean(dim=(1, 3, 4))) if self.project is not None else None
-        return SamplerOutput(frames=frames, indices=indices, video_feature=feature)
+        if self.project is None:
+            return SamplerOutput(frames=frames, indices=indices)
+        per_frame = self.project(clips.mean(dim=(3, 4)))
+        return SamplerOutput(frames=frames, indices=indices, video_feature=per_frame.mean(1), frame_features=per_frame)
 
 
 def make_recognizer(
-    head: str = "protonet", feature_dim: int = 4, concat: bool = True, input_size: int | None = None
+    head: str = "protonet",
+    feature_dim: int = 4,
+    concat: bool = True,
+    input_size: int | None = None,
+    scan_aux_weight: float = 0.0,
 ) -> FewShotRecognizer:
     torch.manual_seed(0)
     sampler = FixedSampler([0, 2, 5], feature_dim)
@@ -43,7 +49,7 @@ def make_recognizer(
     options = {"proj_dim": 8} if head == "trx" else {}
     return FewShotRecognizer(
         sampler, backbone, build_head(head, embed_dim, 3, **options), TRAIN_CLASSES, concat_scan_feature=concat,
-        input_size=input_size,
+        input_size=input_size, scan_aux_weight=scan_aux_weight,
     )
 
 
@@ -78,7 +84,8 @@ def test_shapes_loss_and_gradients(head: str) -> None:
     assert output.sampler_output.frames.shape == (batch, 3, 3, SIZE, SIZE)
     query = ~episode["is_support"]
     loss, parts = model.loss(output, episode["labels"][query], episode["class_ids"])
-    assert set(parts) == {"ce", "aux"} and all(isinstance(v, torch.Tensor) for v in parts.values())
+    assert set(parts) == {"ce", "aux", "scan"} and all(isinstance(v, torch.Tensor) for v in parts.values())
+    assert float(parts["scan"]) == 0.0  # no scan classifier
     assert torch.isfinite(loss)
     torch.testing.assert_close(loss, parts["ce"] + 0.1 * parts["aux"])
     loss.backward()
@@ -201,6 +208,30 @@ def test_query_logits_follow_the_queries_and_ignore_other_queries(head: str) -> 
         torch.testing.assert_close(shuffled_logits, logits[query_order])
         one_query = {key: value[: num_support + 1] for key, value in episode.items()}
         torch.testing.assert_close(run(model, one_query).logits, logits[:1])
+
+
+def test_scan_classifier_reads_the_scan_features_of_every_frame_max_pooled_over_time() -> None:
+    model = make_recognizer(scan_aux_weight=0.5).train()
+    assert make_recognizer().scan_classifier is None
+    episode = make_episode()
+    clips = episode["clips"].requires_grad_(True)
+    output = run(model, episode)
+    frame_features = output.sampler_output.frame_features
+    torch.testing.assert_close(output.scan_logits, model.scan_classifier(frame_features.amax(dim=1)))
+    query = ~episode["is_support"]
+    loss, parts = model.loss(output, episode["labels"][query], episode["class_ids"])
+    torch.testing.assert_close(parts["scan"], F.cross_entropy(output.scan_logits, episode["class_ids"]))
+    torch.testing.assert_close(loss, parts["ce"] + 0.1 * parts["aux"] + 0.5 * parts["scan"])
+    (grad,) = torch.autograd.grad(parts["scan"], clips)
+    unselected = [1, 3, 4]  # the sampler hands the recogniser frames 0, 2 and 5 only
+    assert grad[:, unselected].abs().sum() > 0
+    model.eval()
+    assert run(model, episode).scan_logits is None
+
+
+def test_scan_classifier_needs_a_sampler_that_scans() -> None:
+    with pytest.raises(ConfigError, match="scan_aux_weight"):
+        make_recognizer(feature_dim=0, concat=False, scan_aux_weight=1.0)
 
 
 def test_split_rows_keeps_batch_order() -> None:

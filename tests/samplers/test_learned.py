@@ -82,6 +82,12 @@ def test_shapes_at_default_scan_size() -> None:
     assert sampler.feature_dim == 1024
 
 
+def test_output_holds_the_scan_features_of_every_frame(full: STSampler) -> None:
+    out = full.eval()(clips(), SUPPORT)
+    assert out.frame_features.shape == (B, M, full.feature_dim)
+    torch.testing.assert_close(out.video_feature, out.frame_features.mean(dim=1))
+
+
 def test_eval_is_deterministic_and_hard(full: STSampler) -> None:
     full.eval()
     x = clips()

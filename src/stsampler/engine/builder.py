@@ -40,7 +40,8 @@ def build_model(cfg: Config, num_train_classes: int) -> FewShotRecognizer:
     dim = backbone.out_dim + (sampler.feature_dim if concat else 0)
     head = build_head(cfg.model.head, dim, cfg.sampler.num_frames, **cfg.model.head_args)
     return FewShotRecognizer(
-        sampler, backbone, head, num_train_classes, cfg.model.aux_weight, concat, cfg.model.input_size
+        sampler, backbone, head, num_train_classes, cfg.model.aux_weight, concat, cfg.model.input_size,
+        scan_aux_weight=cfg.sampler.scan_aux_weight if cfg.sampler.kind == "learned" else 0.0,
     )
 
 

@@ -59,6 +59,10 @@ from stsampler.samplers.learned import STSampler
 
 log = logging.getLogger(__name__)
 
+#: The statistics of every training step, logged as running means: the total loss, its parts
+#: (:meth:`FewShotRecognizer.loss`) and the query accuracy.
+STEP_STATS = ("loss", "ce", "aux", "scan", "accuracy")
+
 
 def unwrap(model: nn.Module) -> FewShotRecognizer:
     """The recogniser inside a DDP wrapper (or the model itself)."""
@@ -89,12 +93,12 @@ def train_step(
         clip_grad: max global gradient norm, or None.
 
     Returns:
-        Detached device scalars, means over this rank's episodes: ``loss``, ``ce``, ``aux``,
-        ``accuracy``. Reading them synchronises with the device, so callers do so only to log.
+        Detached device scalars, means over this rank's episodes: one per name of
+        :data:`STEP_STATS`. Reading them synchronises with the device, so callers do so only to log.
     """
     core = unwrap(model)
     optimizer.zero_grad(set_to_none=True)
-    sums = torch.zeros(4, device=device)
+    sums = torch.zeros(len(STEP_STATS), device=device)
     for j, batch in enumerate(batches):
         inputs = prepare_batch(batch, device, way, shot)
         last = j == len(batches) - 1
@@ -106,8 +110,8 @@ def train_step(
             scaled = loss / len(batches)
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
         accuracy = (output.logits.argmax(dim=-1) == inputs["query_labels"]).float().mean()
-        parts_now = [loss, parts["ce"], parts["aux"], accuracy]
-        sums += torch.stack([part.detach().float() for part in parts_now])
+        parts_now = {"loss": loss, **parts, "accuracy": accuracy}
+        sums += torch.stack([parts_now[name].detach().float() for name in STEP_STATS])
     if scaler is not None:
         scaler.unscale_(optimizer)
     if clip_grad is not None:
@@ -118,7 +122,7 @@ def train_step(
     else:
         optimizer.step()
     means = sums / len(batches)
-    return {"loss": means[0], "ce": means[1], "aux": means[2], "accuracy": means[3]}
+    return dict(zip(STEP_STATS, means, strict=True))
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -196,7 +200,7 @@ class _Session:
         bar: the progress bar, in episodes.
         writer: the TensorBoard ``SummaryWriter`` (rank 0; None on the other ranks).
         start_time, start_episodes: the clock and the episode count when the call began.
-        running: float ``[4]`` on the device, the sums of loss, ce, aux and accuracy since the last log line.
+        running: float ``[len(STEP_STATS)]`` on the device, the sums of :data:`STEP_STATS` since the last log line.
         since_log: the steps those sums cover.
         logged: the last logged statistics (empty before the first log line).
     """
@@ -432,7 +436,7 @@ class _Trainer:
         )
         return _Session(
             batches=episode_batches(loader), bar=bar, writer=writer, start_time=time.perf_counter(),
-            start_episodes=self.episodes_done, running=torch.zeros(4, device=self.device),
+            start_episodes=self.episodes_done, running=torch.zeros(len(STEP_STATS), device=self.device),
         )
 
     def _optimizer_step(self, session: _Session) -> None:
@@ -450,7 +454,7 @@ class _Trainer:
             self.average.update(self.model)
         self.step += 1
         self.episodes_done += tcfg.tasks_per_batch
-        session.running += torch.stack([stats["loss"], stats["ce"], stats["aux"], stats["accuracy"]])
+        session.running += torch.stack([stats[name] for name in STEP_STATS])
         session.since_log += 1
         session.bar.update(tcfg.tasks_per_batch)
 
@@ -460,7 +464,7 @@ class _Trainer:
         if self.step % self.cfg.train.log_every and self.step != self.total_steps:
             return
         means = distributed.all_reduce_mean(session.running / session.since_log).tolist()
-        logged = dict(zip(("loss", "ce", "aux", "accuracy"), means, strict=True))
+        logged = dict(zip(STEP_STATS, means, strict=True))
         logged["lr"] = self.optimizer.param_groups[0]["lr"]
         if isinstance(self.model.sampler, STSampler):
             logged["sigma"] = self.model.sampler.sigma

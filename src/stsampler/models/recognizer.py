@@ -24,12 +24,15 @@ class RecognizerOutput:
         sampler_output: what the sampler selected (frames, indices, scores...).
         aux_logits: auxiliary logits over all training classes ``[B, num_train_classes]`` (training
             mode only), else None.
+        scan_logits: the scan classifier's logits over all training classes ``[B, num_train_classes]``
+            (training mode, with a scan classifier), else None.
     """
 
     logits: torch.Tensor
     embeddings: torch.Tensor
     sampler_output: SamplerOutput
     aux_logits: torch.Tensor | None
+    scan_logits: torch.Tensor | None = None
 
 
 def split_rows(is_support: torch.Tensor, num_support: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,7 +51,10 @@ class FewShotRecognizer(nn.Module):
     ``concat_scan_feature`` and a sampler that produces a scan feature g_X ``[B, Dg]``, g_X is appended
     to every frame embedding, so a ProtoNet head's mean over frames is cat(mean_t, g_X). The auxiliary
     classifier is a linear layer over all training classes on the mean-over-frames video embedding;
-    it runs in training mode only. ``input_size`` (``model.input_size``) is the side the backbone
+    it runs in training mode only. With ``scan_aux_weight`` above 0 a second linear classifier reads
+    the sampler's scan features of all M frames, max-pooled over time (``[B, M, Dg]`` -> ``[B, Dg]``),
+    so the scanner learns each training class's event however few of its frames are selected; it too
+    runs in training mode only. ``input_size`` (``model.input_size``) is the side the backbone
     embeds frames at: frames of another size are resized to it first (None: as they come).
 
     Attributes:
@@ -64,6 +70,7 @@ class FewShotRecognizer(nn.Module):
         aux_weight: float = 0.1,
         concat_scan_feature: bool = True,
         input_size: int | None = None,
+        scan_aux_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.input_size = input_size
@@ -79,6 +86,10 @@ class FewShotRecognizer(nn.Module):
                 f"{sampler.num_frames} frames and the embeddings have dimension {self.embed_dim}"
             )
         self.aux_classifier = nn.Linear(self.embed_dim, num_train_classes)
+        if scan_aux_weight > 0 and sampler.feature_dim == 0:
+            raise ConfigError("sampler.scan_aux_weight needs a sampler that scans every frame (sampler.kind: learned)")
+        self.scan_aux_weight = scan_aux_weight
+        self.scan_classifier = nn.Linear(sampler.feature_dim, num_train_classes) if scan_aux_weight > 0 else None
 
     def resize(self, frames: torch.Tensor) -> torch.Tensor:
         """Frames ``[N, 3, H, W]`` at the backbone's ``input_size`` ``[N, 3, S, S]``
@@ -135,13 +146,20 @@ class FewShotRecognizer(nn.Module):
         embeddings, sampled = self._embed(clips, is_support)
         support_rows, query_rows = split_rows(is_support, support_labels.shape[0])
         logits = self.classify(embeddings[support_rows], support_labels, embeddings[query_rows], way)
-        aux_logits = self.aux_classifier(embeddings.mean(1)) if self.training else None
-        return RecognizerOutput(logits=logits, embeddings=embeddings, sampler_output=sampled, aux_logits=aux_logits)
+        aux_logits = scan_logits = None
+        if self.training:
+            aux_logits = self.aux_classifier(embeddings.mean(1))
+            if self.scan_classifier is not None:
+                scan_logits = self.scan_classifier(sampled.frame_features.amax(dim=1))
+        return RecognizerOutput(
+            logits=logits, embeddings=embeddings, sampler_output=sampled, aux_logits=aux_logits, scan_logits=scan_logits
+        )
 
     def loss(
         self, output: RecognizerOutput, query_labels: torch.Tensor, class_ids: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Query cross-entropy plus ``aux_weight`` times the auxiliary cross-entropy over all B videos.
+        """Query cross-entropy plus ``aux_weight`` times the auxiliary cross-entropy over all B videos
+        (plus ``scan_aux_weight`` times the scan classifier's, when it has one).
 
         Args:
             output: a forward pass's output.
@@ -149,13 +167,15 @@ class FewShotRecognizer(nn.Module):
             class_ids: int64 ``[B]`` training-class indices of all videos, or None (no auxiliary loss).
 
         Returns:
-            (total loss, {"ce": query loss, "aux": auxiliary loss (0 without class_ids)}), all tensors.
+            (total loss, {"ce": query loss, "aux": auxiliary loss, "scan": scan classifier loss}), all
+            tensors; the auxiliary losses are 0 without class_ids, the scan loss also without a scan classifier.
         """
         ce = F.cross_entropy(output.logits, query_labels)
-        if class_ids is None:
-            aux = ce.new_zeros(())
-        elif output.aux_logits is None:
-            raise ValueError("class_ids were given but the output has no aux_logits (the model was in eval mode)")
-        else:
+        aux = scan = ce.new_zeros(())
+        if class_ids is not None:
+            if output.aux_logits is None:
+                raise ValueError("class_ids were given but the output has no aux_logits (the model was in eval mode)")
             aux = F.cross_entropy(output.aux_logits, class_ids)
-        return ce + self.aux_weight * aux, {"ce": ce, "aux": aux}
+            if output.scan_logits is not None:
+                scan = F.cross_entropy(output.scan_logits, class_ids)
+        return ce + self.aux_weight * aux + self.scan_aux_weight * scan, {"ce": ce, "aux": aux, "scan": scan}

@@ -28,6 +28,8 @@ class SamplerOutput:
         saliency: saliency of the selected frames ``[B, T, h, w]``, or None without amplification.
         grid: the amplification sampling grid ``[B, T, H, W, 2]`` in [-1, 1], or None.
         video_feature: the scan feature g_X ``[B, D]`` (ProtoNet concatenates it), or None.
+        frame_features: the scan features f_i of all M frames ``[B, M, D]`` (the scan classifier
+            reads them), or None.
     """
 
     frames: torch.Tensor
@@ -37,6 +39,7 @@ class SamplerOutput:
     saliency: torch.Tensor | None = None
     grid: torch.Tensor | None = None
     video_feature: torch.Tensor | None = None
+    frame_features: torch.Tensor | None = None
 
 
 class FrameSampler(nn.Module):

@@ -48,6 +48,7 @@ class SamplePlan(NamedTuple):
         saliency: the map each selected frame is warped by ``[B, T, h, w]`` (its own saliency, or
             with ``clip_warp`` the max over the video's T maps), or None without amplification.
         video_feature: scan feature g_X ``[B, D]``.
+        frame_features: scan features f_i of the M frames ``[B, M, D]``.
         soft: the indicator mixes frames (training with the temporal selector), so selection is the
             product Y X; otherwise it is one-hot and selection is a gather at ``indices``.
     """
@@ -57,6 +58,7 @@ class SamplePlan(NamedTuple):
     scores: torch.Tensor | None
     saliency: torch.Tensor | None
     video_feature: torch.Tensor
+    frame_features: torch.Tensor
     soft: bool
 
 
@@ -251,7 +253,7 @@ class STSampler(FrameSampler):
             saliency = self._selected_saliency(maps, w_s, indicator, indices, soft and self.soft_saliency)
             if self.clip_warp:
                 saliency = clip_saliency(saliency)
-        return SamplePlan(indices, indicator, scores, saliency, video_feature, soft)
+        return SamplePlan(indices, indicator, scores, saliency, video_feature, frame_features, soft)
 
     def _selected_saliency(
         self,
@@ -320,4 +322,5 @@ class STSampler(FrameSampler):
             saliency=plan.saliency,
             grid=grid,
             video_feature=plan.video_feature,
+            frame_features=plan.frame_features,
         )
