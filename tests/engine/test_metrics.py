@@ -39,6 +39,28 @@ def test_hit_rate_counts_frames_inside_the_event(event_videos):
         scorer(batch, SimpleNamespace(sampler_output=SamplerOutput(frames=frames, indices=indices)))
         assert scorer.hit_rate == expected
         assert scorer.frames == 2 * len(dataset)
+        classes = sorted({item.class_name for item in dataset.items})
+        assert scorer.per_class_hit_rate == {name: expected for name in classes}
+
+
+def test_per_class_hit_rate_counts_each_class_apart(event_videos):
+    _, split, metadata = event_videos
+    dataset = VideoDataset(split.items, num_frames=40, transform=ClipTransform(64, None))
+    batch = _batch(dataset)
+    names = [item.class_name for item in dataset.items]
+    first = names[0]
+    picks = []
+    for i in range(len(dataset)):  # the first class's videos inside their event, every other video outside it
+        start, end = _span(metadata, dataset, i)
+        picks.append([start, start + 1] if names[i] == first else ([end, end + 1] if end + 1 < 40 else [0, 1]))
+    scorer = EventScorer(dataset, metadata)
+    frames = torch.zeros(len(dataset), 2, 3, 64, 64)
+    scorer(batch, SimpleNamespace(sampler_output=SamplerOutput(frames=frames, indices=torch.tensor(picks))))
+    rates = scorer.per_class_hit_rate
+    assert rates[first] == 100.0 and set(rates) == set(names)
+    assert all(rate == 0.0 for name, rate in rates.items() if name != first)
+    share = names.count(first) / len(names)
+    assert scorer.hit_rate == pytest.approx(100.0 * share)
 
 
 def test_magnification_is_one_without_warp_and_grows_with_a_peaked_saliency(event_videos):

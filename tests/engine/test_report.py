@@ -139,3 +139,18 @@ def test_learning_curves_add_the_hit_rate_only_where_runs_recorded_it(tmp_path) 
     figure = learning_curves_figure([*plain, variant("sampler", scored)], tmp_path)
     hit_axis = figure.axes[2]
     assert len(hit_axis.lines) == 2 and list(hit_axis.lines[1].get_ydata()) == [12.0, 35.0]
+
+
+def test_per_class_bars_add_the_hit_rate_only_for_variants_that_recorded_it() -> None:
+    from stsampler.engine.report import per_class_figure
+
+    uniform = {"name": "uniform", "runs": [{"per_class": {"a": 20.0, "b": 40.0}}]}
+    assert len(per_class_figure([uniform]).axes) == 1
+    sampler = {"name": "sampler", "runs": [
+        {"per_class": {"a": 60.0, "b": 80.0}, "per_class_hit_rate": {"a": 10.0, "b": 90.0}},
+        {"per_class": {"a": 70.0, "b": 90.0}, "per_class_hit_rate": {"a": 30.0, "b": 70.0}},
+    ]}
+    figure = per_class_figure([uniform, sampler])
+    assert len(figure.axes) == 2
+    hit_bars = figure.axes[1].patches
+    assert [bar.get_height() for bar in hit_bars] == [20.0, 80.0]  # the sampler's means over its two seeds

@@ -57,7 +57,9 @@ class VariantResult:
     """The test result of one training run (accuracies and hit rates in percent).
 
     ``per_episode`` holds each test episode's accuracy in [0, 1] in episode-list order, ``per_class``
-    the accuracy (percent) of each test class's queries; ``substitutions`` every unreadable test video
+    the accuracy (percent) of each test class's queries, ``per_class_hit_rate`` the temporal hit rate
+    of each test class's videos (empty where no hit rate was measured, or for results saved before it
+    was); ``substitutions`` every unreadable test video
     that was replaced by another of its class (:class:`stsampler.engine.evaluate.Substitutions`).
     """
 
@@ -70,6 +72,7 @@ class VariantResult:
     run_dir: str
     per_episode: list[float] = field(default_factory=list)
     per_class: dict[str, float] = field(default_factory=dict)
+    per_class_hit_rate: dict[str, float] = field(default_factory=dict)
     substitutions: list[dict] = field(default_factory=list)
 
 
@@ -150,6 +153,7 @@ def evaluate_variant(
         run_dir=str(run_dir),
         per_episode=result.per_episode,
         per_class=result.per_class,
+        per_class_hit_rate=scorer.per_class_hit_rate if scorer else {},
         substitutions=result.substitutions,
     )
 

@@ -1,8 +1,8 @@
 """Evaluation metrics beyond accuracy: how well a sampler's picks hit the synthetic actions' events.
 
 :class:`EventScorer` measures, during evaluation, the *temporal hit rate* (fraction of the selected
-frames that fall inside the event span) and the *magnification* of the event box (how many times
-more output pixels the box gets than in the unwarped frame).
+frames that fall inside the event span), overall and per test class, and the *magnification* of the
+event box (how many times more output pixels the box gets than in the unwarped frame).
 """
 from __future__ import annotations
 
@@ -49,8 +49,10 @@ class EventScorer:
     def __init__(self, dataset: VideoDataset, metadata: dict) -> None:
         self.spans, self.boxes, self.sizes = event_table(dataset.items, metadata)
         self.transform = dataset.transform
+        self.class_names = [item.class_name for item in dataset.items]
         self.hits = 0
         self.frames = 0
+        self.class_hits: dict[str, list[int]] = {}
         self.magnification_sum = 0.0
         self.magnification_count = 0
 
@@ -78,6 +80,9 @@ class EventScorer:
         grid = sampled.grid.float().cpu() if sampled.grid is not None else None
         for row, video in enumerate(batch["indices"].tolist()):
             mask = inside[row]
+            counts = self.class_hits.setdefault(self.class_names[video], [0, 0])
+            counts[0] += int(mask.sum())
+            counts[1] += mask.numel()
             if not bool(mask.any()):
                 continue
             boxes = self._boxes_in_crop(video, selected[row][mask])
@@ -97,6 +102,11 @@ class EventScorer:
     def hit_rate(self) -> float:
         """Fraction of the selected frames inside the event span, in percent."""
         return 100.0 * self.hits / max(self.frames, 1)
+
+    @property
+    def per_class_hit_rate(self) -> dict[str, float]:
+        """The hit rate of each class's selected frames, in percent, by class name (sorted)."""
+        return {name: 100.0 * hits / total for name, (hits, total) in sorted(self.class_hits.items())}
 
     @property
     def magnification(self) -> float:

@@ -89,16 +89,25 @@ def table_html(comparison: dict) -> str:
 
 
 def per_class_figure(variants: Sequence[dict]) -> Figure:
-    """Grouped bars: each test class's accuracy (mean over seeds) per variant."""
+    """Grouped bars: each test class's accuracy (mean over seeds) per variant; below it, where any run
+    recorded one, each class's temporal hit rate (the variants with hit rates only)."""
     classes = sorted({c for v in variants for r in v["runs"] for c in r["per_class"]})
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(classes) * len(variants) ** 0.5), 3.2))
-    width = 0.8 / len(variants)
-    for k, v in enumerate(variants):
-        means = [sum(r["per_class"].get(c, 0.0) for r in v["runs"]) / len(v["runs"]) for c in classes]
-        ax.bar([i + k * width for i in range(len(classes))], means, width, label=v["name"])
-    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(classes))], classes, rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel("accuracy (%)")
-    ax.legend(fontsize=8)
+    panels = [("per_class", "accuracy (%)", variants)]
+    with_hits = [v for v in variants if all(r.get("per_class_hit_rate") for r in v["runs"])]
+    if with_hits:
+        panels.append(("per_class_hit_rate", "temporal hit rate (%)", with_hits))
+    width_in = max(6.0, 0.6 * len(classes) * len(variants) ** 0.5)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(width_in, 3.2 * len(panels)), squeeze=False)
+    for ax, (field, label, shown) in zip(axes[:, 0], panels, strict=True):
+        width = 0.8 / len(shown)
+        for k, v in enumerate(shown):
+            means = [sum(r[field].get(c, 0.0) for r in v["runs"]) / len(v["runs"]) for c in classes]
+            ax.bar([i + k * width for i in range(len(classes))], means, width, label=v["name"])
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(classes))], classes, rotation=45, ha="right",
+                      fontsize=8)
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
     return fig
 
 
@@ -195,7 +204,7 @@ def build_report(out_dir: Path, pictures: int = 3) -> Path:
         "normally uses; anti-conservative for a handful). Pairing removes the "
         "variation of episode difficulty that both variants share, so its interval is far tighter than comparing "
         "the two accuracies' own intervals; it does not cover the variation between training seeds.</p>",
-        "<h2>Accuracy per test class</h2>",
+        "<h2>Accuracy per test class (and where the sampler's picks fall, per class)</h2>",
         _png(per_class_figure(variants)),
     ]
     if len(variants) > 1:
