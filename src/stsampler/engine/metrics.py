@@ -50,8 +50,6 @@ class EventScorer:
         self.spans, self.boxes, self.sizes = event_table(dataset.items, metadata)
         self.transform = dataset.transform
         self.class_names = [item.class_name for item in dataset.items]
-        self.hits = 0
-        self.frames = 0
         self.class_hits: dict[str, list[int]] = {}
         self.magnification_sum = 0.0
         self.magnification_count = 0
@@ -75,16 +73,15 @@ class EventScorer:
         selected = batch["frame_indices"].gather(1, sampled.indices.cpu())
         spans = self.spans[batch["indices"]]
         inside = (selected >= spans[:, :1]) & (selected < spans[:, 1:])
-        self.hits += int(inside.sum())
-        self.frames += inside.numel()
         grid = sampled.grid.float().cpu() if sampled.grid is not None else None
+        row_hits = inside.sum(dim=1).tolist()
         for row, video in enumerate(batch["indices"].tolist()):
-            mask = inside[row]
             counts = self.class_hits.setdefault(self.class_names[video], [0, 0])
-            counts[0] += int(mask.sum())
-            counts[1] += mask.numel()
-            if not bool(mask.any()):
+            counts[0] += row_hits[row]
+            counts[1] += inside.shape[1]
+            if not row_hits[row]:
                 continue
+            mask = inside[row]
             boxes = self._boxes_in_crop(video, selected[row][mask])
             input_area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / 4.0
             if grid is None:
@@ -99,9 +96,14 @@ class EventScorer:
             self.magnification_count += ratio.numel()
 
     @property
+    def frames(self) -> int:
+        """Selected frames scored so far, over all classes."""
+        return sum(total for _, total in self.class_hits.values())
+
+    @property
     def hit_rate(self) -> float:
         """Fraction of the selected frames inside the event span, in percent."""
-        return 100.0 * self.hits / max(self.frames, 1)
+        return 100.0 * sum(hits for hits, _ in self.class_hits.values()) / max(self.frames, 1)
 
     @property
     def per_class_hit_rate(self) -> dict[str, float]:

@@ -89,8 +89,8 @@ def table_html(comparison: dict) -> str:
 
 
 def per_class_figure(variants: Sequence[dict]) -> Figure:
-    """Grouped bars: each test class's accuracy (mean over seeds) per variant; below it, where any run
-    recorded one, each class's temporal hit rate (the variants with hit rates only)."""
+    """Grouped bars: each test class's accuracy (mean over seeds) per variant; below it, each class's
+    temporal hit rate for the variants whose every run recorded one (none: no second panel)."""
     classes = sorted({c for v in variants for r in v["runs"] for c in r["per_class"]})
     panels = [("per_class", "accuracy (%)", variants)]
     with_hits = [v for v in variants if all(r.get("per_class_hit_rate") for r in v["runs"])]
