@@ -25,7 +25,7 @@ ablation() {
     python benchmarks/synthetic_ablation.py --out runs/ablation --shots 1 --seeds 6 \
         --rows none all oracle oracle-clip --results benchmarks/results/synthetic_ablation_6seeds.md "${SIDE_BY_SIDE[@]}"
     python benchmarks/synthetic_ablation.py --out runs/ablation --shots 5 --seeds 3 \
-        --rows none all oracle oracle-clip --results benchmarks/results/synthetic_ablation_5shot.md "${SIDE_BY_SIDE[@]}"
+        --rows none all oracle oracle-clip "${SIDE_BY_SIDE[@]}"
 }
 
 ladder() {

@@ -23,8 +23,9 @@ for 100 episodes and are tested on 100: with one query per class a 5-shot episod
 against 10, so each row sees a comparable number of training videos in both tables (3000 against
 3200). Only the data paths, the shot and the budget are overridden
 (:meth:`stsampler.demo.DemoConfig.overrides`); the rest is the recipe's, or with ``--set`` a
-candidate change of it, whose runs go to ``OUT/<shot>shot-LABEL`` beside the recipe's and whose report to
-benchmarks/results/synthetic_ablation_LABEL.md unless ``--results`` says otherwise.
+candidate change of it, whose runs go to ``OUT/<shot>shot-LABEL`` beside the recipe's. The report goes to
+benchmarks/results/synthetic_ablation.md, or synthetic_ablation_5shot.md for a run of 5-shot rows only, each
+with ``_LABEL`` before the suffix for a candidate, unless ``--results`` says otherwise.
 """
 from __future__ import annotations
 
@@ -116,6 +117,14 @@ def training_minutes(out: Path, rows: list[str], seeds: dict[int, int], label: s
     return sum(json.loads(p.read_text()).get("elapsed_s", 0.0) for p in results if p.is_file()) / 60
 
 
+def default_results(shots: list[int], label: str | None) -> Path:
+    """The report unless ``--results`` says otherwise: synthetic_ablation.md for a run with 1-shot rows,
+    synthetic_ablation_<shot>shot.md for one without (a 5-shot run never replaces the 1-shot table),
+    each with ``_LABEL`` for a candidate change."""
+    shot_words = "" if 1 in shots else "".join(f"_{shot}shot" for shot in shots)
+    return report_path(RESULTS.with_name(f"{RESULTS.stem}{shot_words}{RESULTS.suffix}"), label)
+
+
 def command(args: argparse.Namespace) -> str:
     """The command line that regenerates the report, paths as given (relative on a fresh checkout)."""
     words = ["python", "benchmarks/synthetic_ablation.py", "--out", str(args.out), "--shots", *map(str, args.shots)]
@@ -128,7 +137,7 @@ def command(args: argparse.Namespace) -> str:
     if args.set:
         words += ["--set", *args.set, "--label", args.label]
     words += side_by_side_words(args.jobs, args.threads)
-    if args.results != report_path(RESULTS, args.label):
+    if args.results != default_results(args.shots, args.label):
         words += ["--results", str(args.results)]
     if args.note:
         words += ["--note", args.note]
@@ -152,10 +161,12 @@ def main() -> None:
     parser.add_argument("--note", default="", help="free text for the report, e.g. how the runs were trained")
     parser.add_argument(
         "--results", type=Path,
-        help="the report (default: benchmarks/results/synthetic_ablation.md, synthetic_ablation_LABEL.md with --label)",
+        help="the report (default: benchmarks/results/synthetic_ablation.md; "
+        "synthetic_ablation_5shot.md for --shots 5; "
+        "_LABEL before .md with --label)",
     )
     args = parser.parse_args()
-    args.results = args.results or report_path(RESULTS, args.label)
+    args.results = args.results or default_results(args.shots, args.label)
     episodes = per_shot(parser, "--episodes", args.episodes, args.shots, TRAIN_EPISODES)
     eval_episodes = per_shot(parser, "--eval-episodes", args.eval_episodes, args.shots, TEST_EPISODES)
     seeds = per_shot(parser, "--seeds", args.seeds, args.shots, SEEDS)
